@@ -1,0 +1,2 @@
+"""neurodeploy: deploy spiking neural networks."""
+__version__ = "0.1.0"

@@ -1,0 +1,228 @@
+"""The ``neurodeploy`` command line (Typer + rich).
+
+Every user error is one line ``error: <message>`` on stderr and exit code 2; ``--debug``
+shows the traceback instead. Output files are written to a temporary name and renamed when
+complete, so a failed command leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .errors import InputError, NeurodeployError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Deploy spiking neural networks (NIR) to Loihi 2 and RRAM, and measure them.",
+    pretty_exceptions_enable=False,
+)
+STATE = {"debug": False, "quiet": False}
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"neurodeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries."),
+):
+    STATE["debug"] = debug
+    STATE["quiet"] = quiet
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+def console():
+    from rich.console import Console
+
+    return Console(stderr=False, quiet=STATE["quiet"])
+
+
+def load_model(model: str, dt: float | None, reset: str | None, *, need_dt: bool = True):
+    from .graph import load
+
+    if not need_dt and dt is None:
+        from .graph import read_nir
+        from .graph.normalize import _meta
+
+        if not model.endswith(".net"):
+            meta = _meta(read_nir(model))
+            if "dt" not in meta:
+                return load(model, dt=1.0, reset=reset), False
+    return load(model, dt=dt, reset=reset), True
+
+
+def read_input_npz(path: Path):
+    import numpy as np
+
+    if not path.exists():
+        raise InputError(f"{path}: input file not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+        keys = list(data.keys())
+    except Exception as exc:  # zipfile/ValueError/OSError on non-npz files
+        raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    if "x" not in keys:
+        raise InputError(f"{path}: no array 'x' (found: {', '.join(keys) or 'nothing'}); expected x of shape (batch, time, *input_shape)")
+    x = data["x"]
+    y = data["y"] if "y" in keys else None
+    if x.ndim < 3:
+        raise InputError(f"{path}: array 'x' has shape {x.shape}, expected (batch, time, *input_shape)")
+    if y is not None and (y.ndim != 1 or len(y) != x.shape[0]):
+        raise InputError(f"{path}: labels 'y' have shape {y.shape}, expected ({x.shape[0]},)")
+    return x, y
+
+
+def write_npz(path: Path, arrays: dict) -> Path:
+    import numpy as np
+
+    from .graph.io import write_atomic
+
+    def writer(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return write_atomic(path, writer)
+
+
+def progress_bar(total_label: str):
+    """A context manager yielding a callback(done, total) that drives a rich progress bar."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def cm():
+        if STATE["quiet"]:
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True, console=console()) as prog:
+            task = prog.add_task(total_label, total=None)
+
+            def cb(done, total):
+                prog.update(task, completed=done, total=total)
+
+            yield cb
+
+    return cm()
+
+
+def _parse_record(record: Optional[str]):
+    if record is None:
+        return None
+    if record == "all":
+        return "all"
+    return [r.strip() for r in record.split(",") if r.strip()]
+
+
+# --------------------------------------------------------------------------------------
+@app.command()
+def inspect(
+    model: str = typer.Argument(..., help="A .nir file."),
+    dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file's metadata)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Show a model's nodes, shapes, neuron and synapse counts and parameters."""
+    from .graph.summary import summarize
+
+    graph, has_dt = load_model(model, dt, None, need_dt=False)
+    summary = summarize(graph)
+    if not has_dt:
+        summary["dt"] = None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.table import Table
+
+    c = console()
+    t = Table(title=f"{model}  (dt={'not set' if summary['dt'] is None else summary['dt']}, reset={summary['reset']})")
+    for col in ("node", "type", "input", "output", "parameters"):
+        t.add_column(col)
+    for n in summary["nodes"]:
+        t.add_row(n["name"], n["type"], str(tuple(n["input_shape"])), str(tuple(n["output_shape"])), n["params_text"])
+    c.print(t)
+    c.print(
+        f"neurons: {summary['neurons']}   synapses (weights): {summary['synapses']} "
+        f"(nonzero {summary['synapses_nonzero']})   recurrent edges: {len(summary['recurrent_edges'])}"
+    )
+
+
+@app.command()
+def run(
+    model: str = typer.Argument(..., help="A .nir file (or lava-dl .net where supported)."),
+    target: str = typer.Option("reference", help="reference | loihi2-emu | lava | rram"),
+    input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional y."),
+    dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
+    reset: Optional[str] = typer.Option(None, help="zero | subtract (else from the file, default zero)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .npz."),
+    record: Optional[str] = typer.Option(None, help="'all' or comma-separated node names to record."),
+    hardware: Optional[str] = typer.Option(None, help="Hardware profile name or .toml path."),
+    device: str = typer.Option("cpu", help="torch device for simulated targets (cpu, cuda)."),
+    readout: str = typer.Option("auto", help="Accuracy readout: spikes | membrane | auto."),
+):
+    """Run a model on a target and write its outputs (and recorded spikes) to an .npz."""
+    from .targets.base import get_target
+
+    x, y = read_input_npz(input)
+    graph, _ = load_model(model, dt, reset)
+    tgt = get_target(target)
+    hw = None
+    if hardware:
+        from .hardware import load_profile
+
+        hw = load_profile(hardware)
+    options = {"device": device} if target in ("reference", "loihi2-emu", "rram") else {}
+    program = tgt.compile(graph, hardware=hw, **options)
+    try:
+        with progress_bar(f"{target}: steps") as cb:
+            result = program.run(x, record=_parse_record(record), progress=cb)
+    except InputError as exc:
+        raise InputError(f"{input}: {exc}") from None
+    write_npz(output, result.to_numpy())
+    c = console()
+    c.print(f"wrote {output}  ({result.batch} samples × {result.steps} steps, target {target})")
+    totals = result.totals()
+    c.print("events: " + ", ".join(f"{k}={v}" for k, v in totals.items()))
+    if y is not None:
+        from .measure.metrics import accuracy
+
+        acc = accuracy(result, y, readout=readout)
+        c.print(f"accuracy: {acc * 100:.2f} % on {len(y)} labelled samples ({readout} readout)")
+
+
+def main(argv: List[str] | None = None) -> int:
+    """Entry point: run the Typer app, turn NeurodeployErrors into ``error:`` lines.
+
+    Usage errors are reported by Typer itself (exit code 2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        app(args=argv, prog_name="neurodeploy", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except NeurodeployError as exc:
+        if debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Frontends: turn framework models into NIR graphs, working around exporter bugs."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+
+
+def detect_framework(module) -> str:
+    """Guess which framework built ``module``: "norse", "snntorch" or "torch"."""
+    names = {type(m).__module__.split(".")[0] for m in module.modules()}
+    if "norse" in names:
+        return "norse"
+    if "snntorch" in names:
+        return "snntorch"
+    return "torch"
+
+
+def from_module(module, sample, *, dt=None, reset=None, framework=None):
+    """Export a torch module to NIR with its framework's exporter and normalize it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        raise InputError("loading a torch module needs torch") from None
+    if not isinstance(module, torch.nn.Module):
+        raise InputError(
+            f"cannot load a {type(module).__name__}: expected a .nir path, a nir.NIRGraph, "
+            "a neurodeploy Graph or a torch.nn.Module with a sample input"
+        )
+    if sample is None:
+        raise InputError("loading a torch module needs a sample input (one batch) to trace it")
+    framework = framework or detect_framework(module)
+    if framework == "norse":
+        from .norse import from_norse
+
+        return from_norse(module, sample, dt=dt, reset=reset)
+    if framework == "snntorch":
+        from .snntorch import from_snntorch
+
+        return from_snntorch(module, sample, dt=dt, reset=reset)
+    if framework == "torch":
+        from .torch import from_torch
+
+        return from_torch(module, sample, dt=dt, reset=reset)
+    raise InputError(f"unknown framework {framework!r}: use norse, snntorch or torch")

@@ -1,0 +1,86 @@
+"""Reference target: float32 (or float64) torch simulation of a Graph, CPU or CUDA.
+
+It implements the semantics of docs/semantics.md exactly and is what every other target is
+compared against.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .base import RunResult, as_inputs, record_set
+from .ops import StepLoop, build_op
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def _device(device) -> str:
+    device = str(device or "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+class ReferenceProgram:
+    """A compiled reference simulation: the graph plus dtype and device."""
+
+    target = "reference"
+
+    def __init__(self, graph, dtype=torch.float32, device="cpu"):
+        self.graph = graph
+        self.dtype = _dtype(dtype)
+        self.device = _device(device)
+        self._ops = {n: build_op(n, graph, self.dtype, self.device) for n in graph.order}
+        self._loop = StepLoop(graph, self._ops, self.dtype, self.device)
+
+    def run(self, x, record=None, record_states: bool = False, progress=None) -> RunResult:
+        g = self.graph
+        inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
+        rec = record_set(record, g)
+        with torch.no_grad():
+            outs, recs, states, counts = self._loop.run(inputs, rec, record_states, progress)
+        batch, steps = next(iter(inputs.values())).shape[:2]
+        return RunResult(
+            outputs=outs, records=recs, states=states, counts=counts, target=self.target,
+            dt=g.dt, batch=int(batch), steps=int(steps),
+            info={"dtype": str(self.dtype).replace("torch.", ""), "device": self.device},
+        )
+
+    def save(self, path) -> Path:
+        from ..graph import save
+
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        save(self.graph, d / "graph.nir")
+        (d / "program.json").write_text(json.dumps({"target": self.target, "dtype": str(self.dtype).replace("torch.", ""), "dt": self.graph.dt, "reset": self.graph.reset}))
+        return d
+
+    @classmethod
+    def load(cls, path, device="cpu") -> "ReferenceProgram":
+        from ..graph import load
+
+        d = Path(path)
+        meta = json.loads((d / "program.json").read_text())
+        graph = load(d / "graph.nir", dt=meta["dt"], reset=meta["reset"])
+        return cls(graph, meta["dtype"], device)
+
+
+class ReferenceTarget:
+    name = "reference"
+
+    def compile(self, graph, hardware=None, dtype="float32", device="cpu", **options) -> ReferenceProgram:
+        if options:
+            raise InputError(f"reference target: unknown option(s) {', '.join(sorted(options))}")
+        return ReferenceProgram(graph, dtype, device)
