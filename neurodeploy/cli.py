@@ -224,5 +224,24 @@ def main(argv: List[str] | None = None) -> int:
     return 0
 
 
+
+# Commands of the other subsystems register themselves (their modules import nothing heavy
+# at import time; Lava is imported only when a Lava command runs).
+def _register_plugins() -> None:
+    import importlib
+
+    for mod in ("neurodeploy.targets.loihi.cli", "neurodeploy.targets.rram.cli", "neurodeploy.measure.cli"):
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod:
+                continue
+            raise
+        module.register(app)
+
+
+_register_plugins()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
