@@ -90,6 +90,9 @@ def write_atomic(path: str | os.PathLike, writer) -> Path:
     tmp = atomic_path(p, suffix=p.suffix)
     try:
         writer(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
