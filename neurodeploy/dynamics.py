@@ -99,9 +99,17 @@ def prepare(node: nir.NIRNode, dt: float, dtype=torch.float32, device="cpu") -> 
     return NeuronParams(kind=kind, shape=shape, **kw)
 
 
-def init_state(p: NeuronParams, batch: int, dtype=torch.float32, device="cpu") -> dict:
-    """Zero state: membrane ``v`` (and synaptic current ``i`` for Cuba models)."""
+V_INIT = ("zero", "leak")
+
+
+def init_state(p: NeuronParams, batch: int, dtype=torch.float32, device="cpu", v_init: str = "zero") -> dict:
+    """Initial state: membrane ``v`` (and synaptic current ``i = 0`` for Cuba models).
+
+    ``v_init="zero"`` starts every membrane at 0 (as Lava and snnTorch do); ``"leak"``
+    starts it at rest, ``v_leak`` (as norse does; I/IF have no leak and start at 0)."""
     state = {"v": torch.zeros((batch, *p.shape), dtype=dtype, device=device)}
+    if v_init == "leak" and p.v_leak is not None:
+        state["v"] = state["v"] + p.v_leak
     if p.has_current:
         state["i"] = torch.zeros_like(state["v"])
     return state

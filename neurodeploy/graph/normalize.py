@@ -532,7 +532,8 @@ def _infer_shapes(nodes, edges, order, where) -> dict[str, tuple]:
         if not preds[n]:
             raise GraphError(f"{where}node '{n}' ({type(node).__name__}) has no input edge")
         if not known:
-            ps = _param_shape(node) if isinstance(node, ELEMENTWISE) else None
+            exp = expected_input(node)
+            ps = tuple(exp) if exp is not None and all(e is not None for e in exp) else None
             if ps is None:
                 raise GraphError(f"{where}cannot infer the input shape of node '{n}'")
             known = [ps]
@@ -567,6 +568,19 @@ def _infer_shapes(nodes, edges, order, where) -> dict[str, tuple]:
                     f"{tuple(in_shape)} and {tuple(shapes[p])} (from '{p}')"
                 )
         shapes[n] = _output_shape(n, node, tuple(in_shape), where, consumer_expect(n))
+    # recurrent (delayed) edges were not checked when their target came first
+    for a, b in edges:
+        if isinstance(nodes[b], nir.Output):
+            continue
+        expect = expected_input(nodes[b])
+        if not _matches(shapes[a], expect) and not (
+            isinstance(nodes[b], ELEMENTWISE) and int(np.prod(shapes[a])) == int(np.prod(expect or (0,)))
+            and len(shapes[a]) == 1 and expect is not None and len(expect) == 1
+        ):
+            raise GraphError(
+                f"{where}shape mismatch on edge '{a}' -> '{b}': '{a}' outputs {tuple(shapes[a])} "
+                f"but '{b}' ({type(nodes[b]).__name__}) expects {tuple('?' if e is None else e for e in expect)}"
+            )
     return shapes
 
 

@@ -141,14 +141,15 @@ class Delay(Op):
 class Neuron(Op):
     kind = "neuron"
 
-    def __init__(self, node, dt, reset, dtype, device):
+    def __init__(self, node, dt, reset, dtype, device, v_init="zero"):
         self.p = dynamics.prepare(node, dt, dtype, device)
+        self.v_init = v_init
         self.spiking = self.p.spiking
         self.reset_mode = reset
         self.dtype, self.device = dtype, device
 
     def reset(self, batch):
-        self.state = dynamics.init_state(self.p, batch, self.dtype, self.device)
+        self.state = dynamics.init_state(self.p, batch, self.dtype, self.device, self.v_init)
 
     def __call__(self, x):
         out, self.state = dynamics.step(x, self.state, self.p, self.reset_mode)
@@ -160,7 +161,7 @@ class Identity(Op):
         return x
 
 
-def build_op(name: str, graph, dtype, device, synapse_factory=None) -> Op:
+def build_op(name: str, graph, dtype, device, synapse_factory=None, v_init: str = "zero") -> Op:
     """The float op for flat node ``name``. ``synapse_factory(name, node, in_shape)`` may
     return a replacement for Dense/Conv ops (the RRAM target's crossbars)."""
     node = graph.nodes[name]
@@ -184,7 +185,7 @@ def build_op(name: str, graph, dtype, device, synapse_factory=None) -> Op:
     if isinstance(node, nir.Delay):
         return Delay(node, graph.dt, dtype, device)
     if isinstance(node, NEURON_TYPES):
-        return Neuron(node, graph.dt, graph.reset, dtype, device)
+        return Neuron(node, graph.dt, graph.reset, dtype, device, v_init)
     return Identity()  # Input / Output
 
 

@@ -38,11 +38,16 @@ class ReferenceProgram:
 
     target = "reference"
 
-    def __init__(self, graph, dtype=torch.float32, device="cpu"):
+    def __init__(self, graph, dtype=torch.float32, device="cpu", v_init="zero"):
+        from ..dynamics import V_INIT
+
+        if v_init not in V_INIT:
+            raise InputError(f"v_init must be one of {', '.join(V_INIT)}, got {v_init!r}")
         self.graph = graph
         self.dtype = _dtype(dtype)
         self.device = _device(device)
-        self._ops = {n: build_op(n, graph, self.dtype, self.device) for n in graph.order}
+        self.v_init = v_init
+        self._ops = {n: build_op(n, graph, self.dtype, self.device, v_init=v_init) for n in graph.order}
         self._loop = StepLoop(graph, self._ops, self.dtype, self.device)
 
     def run(self, x, record=None, record_states: bool = False, progress=None) -> RunResult:
@@ -64,7 +69,7 @@ class ReferenceProgram:
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         save(self.graph, d / "graph.nir")
-        (d / "program.json").write_text(json.dumps({"target": self.target, "dtype": str(self.dtype).replace("torch.", ""), "dt": self.graph.dt, "reset": self.graph.reset}))
+        (d / "program.json").write_text(json.dumps({"target": self.target, "dtype": str(self.dtype).replace("torch.", ""), "dt": self.graph.dt, "reset": self.graph.reset, "v_init": self.v_init}))
         return d
 
     @classmethod
@@ -74,13 +79,14 @@ class ReferenceProgram:
         d = Path(path)
         meta = json.loads((d / "program.json").read_text())
         graph = load(d / "graph.nir", dt=meta["dt"], reset=meta["reset"])
-        return cls(graph, meta["dtype"], device)
+        return cls(graph, meta["dtype"], device, meta.get("v_init", "zero"))
 
 
 class ReferenceTarget:
     name = "reference"
 
-    def compile(self, graph, hardware=None, dtype="float32", device="cpu", **options) -> ReferenceProgram:
+    def compile(self, graph, hardware=None, dtype="float32", device="cpu", v_init="zero", **options) -> ReferenceProgram:
+        """``dtype``: float32 | float64; ``device``: cpu | cuda; ``v_init``: zero | leak."""
         if options:
             raise InputError(f"reference target: unknown option(s) {', '.join(sorted(options))}")
-        return ReferenceProgram(graph, dtype, device)
+        return ReferenceProgram(graph, dtype, device, v_init)
