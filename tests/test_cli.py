@@ -1,0 +1,149 @@
+"""The CLI end to end: bad input gives one `error:` line, exit 2, no traceback, no file."""
+
+import json
+import subprocess
+import sys
+
+import nir
+import numpy as np
+import pytest
+
+import neurodeploy
+import neurodeploy.graph as G
+
+from .helpers import affine, chain, lif
+
+EXE = [sys.executable, "-m", "neurodeploy.cli"]
+
+
+def cli(*args):
+    return subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def model(tmp_path):
+    rng = np.random.default_rng(0)
+    g = chain(nir.Input(np.array([4])), affine(rng, 5, 4, scale=4), lif(5), nir.Output(np.array([5])), dt=1e-3)
+    path = tmp_path / "m.nir"
+    nir.write(str(path), g)
+    return path
+
+
+@pytest.fixture
+def xfile(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "x.npz"
+    np.savez(path, x=(rng.random((3, 20, 4)) < 0.5).astype(np.float32), y=np.array([0, 1, 2]))
+    return path
+
+
+def assert_error(proc, *needles):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_version_and_help():
+    p = cli("--version")
+    assert p.returncode == 0 and p.stdout.strip() == f"neurodeploy {neurodeploy.__version__}"
+    for cmd in ([], ["inspect"], ["run"]):
+        p = cli(*cmd, "--help")
+        assert p.returncode == 0 and "Usage" in p.stdout
+
+
+def test_run_writes_outputs_equal_to_api(model, xfile, tmp_path):
+    out = tmp_path / "o.npz"
+    p = cli("--quiet", "run", model, "--input", xfile, "-o", out, "--record", "all")
+    assert p.returncode == 0, p.stderr
+    data = np.load(out)
+    assert set(data.files) == {"outputs", "spikes.affine", "spikes.lif"}
+    from neurodeploy.targets.reference import ReferenceTarget
+
+    api = ReferenceTarget().compile(G.load(model)).run(np.load(xfile)["x"]).output.numpy()
+    np.testing.assert_array_equal(data["outputs"], api)
+
+
+def test_inspect_json(model):
+    p = cli("inspect", model, "--json")
+    info = json.loads(p.stdout)
+    assert info["neurons"] == 5 and info["synapses"] == 20 and info["dt"] == 1e-3
+    assert [n["type"] for n in info["nodes"]] == ["Input", "Affine", "LIF", "Output"]
+
+
+def _corrupt(tmp_path, model):
+    data = model.read_bytes()
+    trunc = tmp_path / "trunc.nir"
+    trunc.write_bytes(data[: len(data) // 2])
+    return trunc
+
+
+def _unknown_type(tmp_path, model):
+    import h5py
+
+    bad = tmp_path / "unk.nir"
+    bad.write_bytes(model.read_bytes())
+    with h5py.File(bad, "r+") as f:
+        del f["node/nodes/lif/type"]
+        f["node/nodes/lif/type"] = np.bytes_("Spiky")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "make_model, needles",
+    [
+        (lambda tmp, m: tmp / "missing.nir", ["missing.nir", "file not found"]),
+        (_corrupt, ["trunc.nir", "not a readable NIR/HDF5 file"]),
+        (lambda tmp, m: (tmp / "text.nir").write_text("hello") and tmp / "text.nir", ["text.nir", "not a readable"]),
+        (lambda tmp, m: _h5_not_nir(tmp), ["plain.nir", "not a NIR graph"]),
+        (_unknown_type, ["node 'lif' has unknown type 'Spiky'"]),
+    ],
+)
+def test_bad_model_files(tmp_path, model, xfile, make_model, needles):
+    bad = make_model(tmp_path, model)
+    out = tmp_path / "o.npz"
+    assert_error(cli("run", bad, "--input", xfile, "-o", out), *needles)
+    assert not out.exists() and not list(tmp_path.glob(".o.npz*"))
+
+
+def _h5_not_nir(tmp):
+    import h5py
+
+    path = tmp / "plain.nir"
+    with h5py.File(path, "w") as f:
+        f["data"] = np.zeros(3)
+    return path
+
+
+@pytest.mark.parametrize(
+    "arrays, needles",
+    [
+        ({"z": np.zeros((3, 20, 4))}, ["no array 'x'", "found: z"]),
+        ({"x": np.zeros((3, 20, 5), np.float32)}, ["input 'input' has shape (3, 20, 5)", "expected (batch, time, 4)"]),
+        ({"x": np.zeros((3, 4), np.float32)}, ["'x' has shape (3, 4)"]),
+        ({"x": np.zeros((3, 20, 4), np.float32), "y": np.zeros(2)}, ["labels 'y' have shape (2,)"]),
+    ],
+)
+def test_bad_input_arrays(tmp_path, model, arrays, needles):
+    xf = tmp_path / "bad.npz"
+    np.savez(xf, **arrays)
+    out = tmp_path / "o.npz"
+    assert_error(cli("run", model, "--input", xf, "-o", out), *needles)
+    assert not out.exists()
+
+
+def test_non_positive_dt_and_missing_input(tmp_path, model, xfile):
+    out = tmp_path / "o.npz"
+    assert_error(cli("run", model, "--input", xfile, "-o", out, "--dt", "0"), "dt must be a positive")
+    assert_error(cli("run", model, "--input", tmp_path / "nope.npz", "-o", out), "nope.npz", "input file not found")
+    (tmp_path / "notnpz.npz").write_text("x")
+    assert_error(cli("run", model, "--input", tmp_path / "notnpz.npz", "-o", out), "not a readable .npz")
+    assert_error(cli("run", model, "--input", xfile, "-o", out, "--target", "tpu"), "unknown target 'tpu'")
+    assert not out.exists()
+
+
+def test_debug_shows_traceback(tmp_path, xfile):
+    p = cli("--debug", "run", tmp_path / "missing.nir", "--input", xfile, "-o", tmp_path / "o.npz")
+    assert p.returncode != 0 and "Traceback" in p.stderr and "InputError" in p.stderr
