@@ -132,3 +132,13 @@ def test_flatten_torch_convention_is_detected(rng):
     g = G.load(chain(nir.Input(np.array([1, 6, 6])), conv, fl, affine(rng, 5, 32), nir.Output(np.array([5]))), dt=1e-3)
     assert g.shapes["flatten"] == (32,)
     assert g.nodes["flatten"].start_dim == 0  # stored in NIR's batch-free convention
+
+
+def test_snntorch_recurrent_export_with_dotted_names():
+    """nirtorch flattens snnTorch's RLeaky into nodes named '1.lif', '1.w_rec'."""
+    snn = pytest.importorskip("snntorch")
+    net = torch.nn.Sequential(torch.nn.Linear(8, 6), snn.RLeaky(beta=0.9, linear_features=6, init_hidden=True, output=True))
+    g = G.load(net, torch.zeros(1, 8))
+    assert set(g.nodes) == {"input", "0", "1.lif", "1.w_rec", "output"}
+    assert g.delayed == frozenset({("1.lif", "1.w_rec")})
+    assert g.shapes["1.w_rec"] == (6,)

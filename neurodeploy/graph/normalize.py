@@ -227,8 +227,8 @@ def _convert_node(name: str, node: nir.NIRNode, where: str) -> nir.NIRNode:
 def _convert_graph(graph: nir.NIRGraph, where: str, prefix: str = "") -> nir.NIRGraph:
     nodes = {}
     for name, node in graph.nodes.items():
-        if not isinstance(name, str) or not name or "." in name:
-            raise GraphError(f"{where}node name {prefix}{name!r} is invalid (empty or contains '.')")
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"{where}node name {prefix}{name!r} is invalid (empty or not a string)")
         nodes[name] = _convert_node(prefix + name, node, where)
     edges = []
     for edge in graph.edges:
@@ -248,7 +248,10 @@ def _resolve(graph: nir.NIRGraph, ref: str, where: str, prefix: str, end: str):
     ``end`` is "src" or "dst". A plain node name is itself; a subgraph ``s`` (or ``s.port``)
     stands for the nodes its Input port feeds (dst) or the node feeding its Output (src).
     """
-    head, _, rest = ref.partition(".")
+    if ref in graph.nodes:  # names may contain dots (nirtorch writes "1.lif")
+        head, rest = ref, ""
+    else:
+        head, _, rest = ref.partition(".")
     if head not in graph.nodes:
         raise GraphError(f"{where}edge refers to node '{prefix}{ref}', which does not exist")
     node = graph.nodes[head]
