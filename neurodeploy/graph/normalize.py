@@ -79,15 +79,6 @@ def _pair(value: Any, n: int = 2) -> tuple[int, ...]:
     return tuple(int(v) for v in arr)
 
 
-def _shape(value: Any) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    arr = np.asarray(_np(value, None))
-    if arr.dtype == object or arr.size == 0:
-        return None if arr.size == 0 and arr.ndim == 1 and len(arr) == 0 else tuple(arr.reshape(-1).tolist())
-    return tuple(int(v) for v in arr.reshape(-1))
-
-
 def _type_shape(types: Any) -> tuple[int, ...] | None:
     """The single shape in a NIR ``input_type``/``output_type`` dict, or None."""
     if not isinstance(types, dict) or len(types) == 0:
@@ -632,14 +623,7 @@ def _rebuild(graph: nir.NIRGraph, prefix: str, shapes: dict, flat_in: dict, wher
         if isinstance(node, nir.NIRGraph):
             _rebuild(node, full + ".", shapes, flat_in, where)
             continue
-        if isinstance(node, nir.Input):
-            shp = shapes.get(full, flat_in.get(full))
-            if shp is None:
-                continue
-            node.input_type = {"input": np.asarray(shp, np.int64)}
-            node.output_type = {"output": np.asarray(shp, np.int64)}
-            continue
-        if isinstance(node, nir.Output):
+        if isinstance(node, (nir.Input, nir.Output)):
             shp = shapes.get(full, flat_in.get(full))
             if shp is None:
                 continue
