@@ -1,0 +1,66 @@
+"""``neurodeploy compile MODEL --target loihi2 --dt DT -o BUILD/``.
+
+Writes into BUILD/: the Program (``program.json`` + ``program.npz``, loadable with
+``LoihiProgram.load``), ``model.net`` (lava-dl netx, when the program is a netx chain),
+``quantization.json`` (per-layer report) and ``mapping.json`` (cores/chips). Imports
+nothing heavy at import time; Lava is never imported here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+LOIHI_TARGETS = ("loihi2", "loihi2-emu", "lava")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compile")
+    def compile_cmd(
+        model: str = typer.Argument(..., help="A .nir file (or lava-dl .net)."),
+        target: str = typer.Option("loihi2", help="loihi2 (same as loihi2-emu / lava: one Loihi 2 program)."),
+        dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file's metadata)."),
+        reset: Optional[str] = typer.Option(None, help="zero (Loihi resets to zero)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Build directory."),
+        weight_exp: str = typer.Option("auto", help="auto (per-synapse exponent) | zero (netx-compatible)."),
+        hardware: str = typer.Option("loihi2", help="Hardware profile for the core mapping."),
+        chips: Optional[int] = typer.Option(None, help="Fail (FitError) if more chips are needed."),
+    ):
+        """Quantize a model for Loihi 2 and write the program, netx file and reports."""
+        from ...cli import console, load_model
+        from ...errors import InputError, UnsupportedError
+        from ...graph.io import write_atomic
+        from .emulator import EmulatorTarget
+        from .mapping import map_program
+        from .netx import export_netx
+
+        if target not in LOIHI_TARGETS:
+            raise InputError(f"compile: target must be one of {', '.join(LOIHI_TARGETS)}, got {target!r}")
+        if chips is not None and chips < 1:
+            raise InputError(f"--chips must be ≥ 1, got {chips}")
+        graph, _ = load_model(model, dt, reset)
+        prog = EmulatorTarget().compile(graph, weight_exp=weight_exp)
+        prog.mapping = map_program(prog, hardware, chips=chips)
+        out = Path(output)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        prog.save(out)
+        write_atomic(out / "quantization.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(prog.report, indent=1)))
+        write_atomic(out / "mapping.json", lambda tmp: Path(tmp).write_text(json.dumps(prog.mapping, indent=1)))
+        c = console()
+        try:
+            export_netx(prog, out / "model.net")
+            netx_note = "model.net"
+        except UnsupportedError as exc:
+            (out / "model.net").unlink(missing_ok=True)
+            netx_note = f"no model.net ({exc})"
+        m = prog.mapping
+        c.print(f"wrote {out}/: program.json, program.npz, quantization.json, mapping.json, {netx_note}")
+        c.print(f"{m['neurons']} neurons on {m['cores']} cores, {m['chips']} chip(s) "
+                f"({m['core_utilization'] * 100:.1f} % of the cores); clipped weights: "
+                f"{prog.report['totals']['clipped_weights']}")

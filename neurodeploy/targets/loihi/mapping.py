@@ -1,0 +1,155 @@
+"""Assign a LoihiProgram's neurons and synapses to neuromorphic cores.
+
+Each population is split into contiguous blocks of neurons, one block per core (cores are
+not shared between populations, as Lava's compiler does). A block must satisfy the
+profile's per-core limits:
+
+* ``neurons_per_core``;
+* ``synaptic_memory_per_core``: every nonzero incoming synapse of the block's neurons
+  costs ``weight_bits`` (+ 6 delay bits when its synapse has delays) — a lower bound of
+  Loihi's synapse encoding, which also stores indices;
+* ``max_fanin_axons_per_core``: distinct source neurons with a nonzero synapse into the
+  block (input axons);
+* ``max_fanout_axons_per_core``: distinct destination cores the block's spikes go to.
+
+The largest block size that satisfies all limits is found per population (binary search;
+vectorized over blocks). ``FitError`` names the population and the numbers when even one
+neuron per core does not fit, or when more chips are needed than requested.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import FitError
+from .program import LoihiProgram
+
+DELAY_BITS = 6
+
+
+NEED = ["neurons_per_core", "synaptic_memory_per_core", "max_fanin_axons_per_core", "max_fanout_axons_per_core",
+        "cores_per_chip"]
+
+
+def _profile(hardware):
+    from ...hardware.profiles import HardwareProfile, load_profile
+
+    return hardware if isinstance(hardware, HardwareProfile) else load_profile(hardware)
+
+
+def has_core_limits(hardware) -> bool:
+    prof = _profile(hardware)
+    return all(k in prof for k in NEED)
+
+
+def _limits(hardware) -> dict:
+    prof = _profile(hardware)
+    need = NEED
+    missing = [k for k in need if k not in prof]
+    if missing:
+        raise FitError(f"hardware profile '{prof.name}' lacks {', '.join(missing)}: cannot map onto cores")
+    lim = {k: int(prof.si(k)) for k in need}
+    lim["weight_bits"] = int(prof.si("weight_bits")) if "weight_bits" in prof else 8
+    lim["profile"] = prof.name
+    return lim
+
+
+def _incoming(program: LoihiProgram, pop) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron: synapse bits; and the (n, total_src) nonzero mask of its inputs."""
+    bits = np.zeros(pop.n, np.int64)
+    masks = []
+    for s in program.incoming(pop.name):
+        nz = np.asarray(s.weights) != 0
+        per = 8 + (DELAY_BITS if s.delays is not None else 0)
+        bits += nz.sum(1) * per
+        masks.append(nz)
+    mask = np.concatenate(masks, 1) if masks else np.zeros((pop.n, 0), bool)
+    return bits, mask
+
+
+def _block_stats(bits, mask, k):
+    n = len(bits)
+    nb = math.ceil(n / k)
+    pad = nb * k - n
+    b = np.pad(bits, (0, pad)).reshape(nb, k).sum(1)
+    m = np.pad(mask, ((0, pad), (0, 0))).reshape(nb, k, -1).any(1).sum(1) if mask.shape[1] else np.zeros(nb, np.int64)
+    return b, m
+
+
+def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = None) -> dict:
+    lim = _limits(hardware)
+    mem_bits = lim["synaptic_memory_per_core"] * 8
+    layers, assign = {}, {}
+    core = 0
+    for pop in program.populations:
+        bits, mask = _incoming(program, pop)
+        bits = bits * lim["weight_bits"] // 8  # scale if the profile's weight width differs
+        if bits.max(initial=0) > mem_bits:
+            raise FitError(
+                f"population '{pop.name}': one neuron needs {int(bits.max())} bits of synapses, more than a core's "
+                f"{mem_bits} ({lim['synaptic_memory_per_core']} bytes)"
+            )
+        fanin1 = int(mask.sum(1).max(initial=0))
+        if fanin1 > lim["max_fanin_axons_per_core"]:
+            raise FitError(
+                f"population '{pop.name}': one neuron has {fanin1} input axons, more than the "
+                f"{lim['max_fanin_axons_per_core']} a core accepts (max_fanin_axons_per_core)"
+            )
+
+        def ok(k):
+            b, m = _block_stats(bits, mask, k)
+            return b.max() <= mem_bits and m.max() <= lim["max_fanin_axons_per_core"]
+
+        lo, hi = 1, min(pop.n, lim["neurons_per_core"])
+        while lo < hi:  # largest k with ok(k); ok is monotone in k
+            mid = (lo + hi + 1) // 2
+            if ok(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        k = lo
+        b, m = _block_stats(bits, mask, k)
+        n_cores = len(b)
+        assign[pop.name] = (core, k, n_cores)
+        layers[pop.name] = {
+            "neurons": pop.n, "cores": n_cores, "first_core": core, "neurons_per_core": k,
+            "synaptic_bits_max": int(b.max(initial=0)), "fanin_axons_max": int(m.max(initial=0)),
+            "neuron_utilization": pop.n / (n_cores * lim["neurons_per_core"]),
+            "memory_utilization": float(b.sum()) / (n_cores * mem_bits),
+        }
+        core += n_cores
+    # fan-out: destination cores reached by each source core
+    for pop in program.populations:
+        c0, k, nc = assign[pop.name]
+        reach = np.zeros((nc, 0), bool)
+        for s in program.synapses:
+            if s.src != pop.name:
+                continue
+            d0, dk, dn = assign[s.dst]
+            nz = (np.asarray(s.weights) != 0).T  # (n_src, n_dst)
+            pad_s = nc * k - nz.shape[0]
+            pad_d = dn * dk - nz.shape[1]
+            blk = np.pad(nz, ((0, pad_s), (0, pad_d))).reshape(nc, k, dn, dk).any((1, 3))
+            reach = np.concatenate([reach, blk], 1)
+        fan = int(reach.sum(1).max(initial=0))
+        layers[pop.name]["fanout_cores_max"] = fan
+        if fan > lim["max_fanout_axons_per_core"]:
+            raise FitError(f"population '{pop.name}': a core sends to {fan} cores, more than "
+                           f"max_fanout_axons_per_core = {lim['max_fanout_axons_per_core']}")
+    total = core
+    need_chips = max(1, math.ceil(total / lim["cores_per_chip"]))
+    if chips is not None and need_chips > chips:
+        raise FitError(
+            f"the network needs {total} cores = {need_chips} chip(s) of {lim['cores_per_chip']} cores, "
+            f"but only {chips} chip(s) ({chips * lim['cores_per_chip']} cores) were requested; "
+            + ", ".join(f"{n}: {d['cores']}" for n, d in layers.items())
+        )
+    return {
+        "profile": lim["profile"], "cores": total, "chips": need_chips, "cores_per_chip": lim["cores_per_chip"],
+        "core_utilization": total / (need_chips * lim["cores_per_chip"]),
+        "neurons": int(sum(p.n for p in program.populations)),
+        "limits": {k: v for k, v in lim.items() if k != "profile"},
+        "layers": layers,
+    }

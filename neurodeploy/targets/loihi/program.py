@@ -1,0 +1,195 @@
+"""The Loihi 2 Program: integer parameters of Lava's fixed-point LIF and Dense models.
+
+A Program is a set of *populations* (one Lava ``LIF`` process each) and *synapses* (one
+Lava ``Dense`` / ``DelayDense`` process each) between them, plus the network inputs. It is
+what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.lava` and
+:mod:`.netx` consume. Every integer follows Lava's ``PyLifModelBitAcc`` /
+``PyDenseModelBitAcc`` conventions (lava-nc 0.10.0):
+
+* population: ``du``, ``dv`` (12-bit; effective current decay ``(du+1)/4096``, voltage
+  decay ``dv/4096``), ``vth`` (17-bit; spikes when ``v > vth << 6``), per-neuron
+  ``bias_mant`` (13-bit signed) with ``bias_exp`` (``bias = bias_mant << bias_exp``);
+* synapse: ``weights`` (n_dst, n_src) 8-bit mantissas as Lava stores them (mixed sign:
+  even values in [-256, 254]), ``weight_exp`` (accumulated input shifted by it), optional
+  ``delays`` (n_dst, n_src) in extra steps (0..62) for ``DelayDense``.
+
+Float twins (``*_f``) hold the same quantities *before* rounding, in the same units; they
+are what Lava's ``floating_pt`` models run. ``scale`` (per neuron) converts membrane
+potentials back to NIR units: ``v_nir = v_int / scale``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Population:
+    """One Lava LIF process (a NIR neuron node, flattened to ``n`` neurons)."""
+
+    name: str  # NIR node name
+    kind: str  # NIR type: LIF, CubaLIF, IF, LI, CubaLI, I
+    shape: tuple[int, ...]
+    spiking: bool  # False: non-spiking readout (vth at max, output is v)
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray  # int64 (n,)
+    bias_exp: int
+    scale: np.ndarray  # float64 (n,): v_int per NIR unit of v
+    du_f: float = 0.0  # float decay of u (fraction), (du+1)/4096 before rounding
+    dv_f: float = 0.0
+    bias_f: np.ndarray | None = None  # float (n,) in v_int units
+    vth_f: float = 0.0  # float threshold in v_int units (vth << 6 before rounding)
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass
+class Synapse:
+    """One Lava Dense (or DelayDense when ``delays`` is set) process ``src → dst``."""
+
+    name: str
+    src: str  # input node name or population name
+    dst: str  # population name
+    weights: np.ndarray  # int64 (n_dst, n_src), Lava-stored mantissas
+    weight_exp: int
+    delays: np.ndarray | None = None  # int64 (n_dst, n_src) extra steps, or None
+    weights_f: np.ndarray | None = None  # float (n_dst, n_src) in a_in units << 6 (v units)
+    nodes: tuple[str, ...] = ()  # NIR nodes folded into this synapse
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delays.max()) if self.delays is not None and self.delays.size else 0
+
+
+@dataclass
+class LoihiProgram:
+    """A quantized network for Loihi 2 (run by the emulator; lowered to Lava or netx)."""
+
+    dt: float
+    inputs: dict[str, tuple[int, ...]]  # input node → shape
+    populations: list[Population]
+    synapses: list[Synapse]
+    outputs: dict[str, str]  # Output node → population name
+    report: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    mapping: dict[str, Any] | None = None
+    target: str = "loihi2-emu"
+
+    # --- lookup -----------------------------------------------------------------------
+    def pop(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def size(self, name: str) -> int:
+        if name in self.inputs:
+            return int(np.prod(self.inputs[name]))
+        return self.pop(name).n
+
+    def incoming(self, pop: str) -> list[Synapse]:
+        return [s for s in self.synapses if s.dst == pop]
+
+    # --- run --------------------------------------------------------------------------
+    def run(self, x, record=None, record_states: bool = False, progress=None, device=None, **kw):
+        from .emulator import run_program
+
+        return run_program(self, x, record=record, record_states=record_states, progress=progress,
+                           device=device, **kw)
+
+    # --- persistence ------------------------------------------------------------------
+    def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
+        meta: dict[str, Any] = {
+            "format": "neurodeploy.loihi2.program", "version": FORMAT_VERSION,
+            "dt": self.dt, "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": self.outputs, "report": self.report, "options": self.options,
+            "mapping": self.mapping, "populations": [], "synapses": [],
+        }
+        arrays: dict[str, np.ndarray] = {}
+        for i, p in enumerate(self.populations):
+            d = {k: v for k, v in asdict(p).items() if not isinstance(v, np.ndarray) and v is not None}
+            d["shape"] = list(p.shape)
+            meta["populations"].append(d)
+            arrays[f"pop{i}.bias_mant"] = np.asarray(p.bias_mant, np.int64)
+            arrays[f"pop{i}.scale"] = np.asarray(p.scale, np.float64)
+            if p.bias_f is not None:
+                arrays[f"pop{i}.bias_f"] = np.asarray(p.bias_f, np.float64)
+        for i, s in enumerate(self.synapses):
+            meta["synapses"].append({"name": s.name, "src": s.src, "dst": s.dst, "weight_exp": s.weight_exp,
+                                     "nodes": list(s.nodes)})
+            arrays[f"syn{i}.weights"] = np.asarray(s.weights, np.int64)
+            if s.delays is not None:
+                arrays[f"syn{i}.delays"] = np.asarray(s.delays, np.int64)
+            if s.weights_f is not None:
+                arrays[f"syn{i}.weights_f"] = np.asarray(s.weights_f, np.float64)
+        return meta, arrays
+
+    def save(self, path) -> Path:
+        """Write ``program.json`` + ``program.npz`` into directory ``path`` (atomically)."""
+        from ...graph.io import write_atomic
+
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        meta, arrays = self.to_arrays()
+
+        def _npz(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        write_atomic(d / "program.npz", _npz)
+        write_atomic(d / "program.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, default=_jsonable)))
+        return d
+
+    @classmethod
+    def load(cls, path) -> "LoihiProgram":
+        d = Path(path)
+        if not (d / "program.json").exists() or not (d / "program.npz").exists():
+            raise InputError(f"{d}: not a Loihi program directory (needs program.json and program.npz)")
+        try:
+            meta = json.loads((d / "program.json").read_text())
+            arrays = dict(np.load(d / "program.npz"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{d}: unreadable Loihi program ({exc})") from None
+        if meta.get("format") != "neurodeploy.loihi2.program":
+            raise InputError(f"{d}/program.json: not a neurodeploy Loihi 2 program")
+        pops = []
+        for i, pd in enumerate(meta["populations"]):
+            pd = dict(pd)
+            pd["shape"] = tuple(pd["shape"])
+            pops.append(Population(**pd, bias_mant=arrays[f"pop{i}.bias_mant"], scale=arrays[f"pop{i}.scale"],
+                                   bias_f=arrays.get(f"pop{i}.bias_f")))
+        syns = []
+        for i, sd in enumerate(meta["synapses"]):
+            syns.append(Synapse(name=sd["name"], src=sd["src"], dst=sd["dst"], weight_exp=int(sd["weight_exp"]),
+                                weights=arrays[f"syn{i}.weights"], delays=arrays.get(f"syn{i}.delays"),
+                                weights_f=arrays.get(f"syn{i}.weights_f"), nodes=tuple(sd.get("nodes", ()))))
+        return cls(dt=float(meta["dt"]), inputs={k: tuple(v) for k, v in meta["inputs"].items()},
+                   populations=pops, synapses=syns, outputs=dict(meta["outputs"]), report=meta.get("report", {}),
+                   options=meta.get("options", {}), mapping=meta.get("mapping"))
+
+    def __repr__(self) -> str:
+        return (f"LoihiProgram({len(self.populations)} populations, {len(self.synapses)} synapses, "
+                f"{sum(p.n for p in self.populations)} neurons, dt={self.dt:g} s)")
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -1,0 +1,433 @@
+r"""Quantize a float Graph into a :class:`~.program.LoihiProgram` (Lava fixed-point).
+
+Lava's bit-accurate models (``lava/proc/lif/models.py: AbstractPyLifModelFixed``,
+``lava/proc/dense/models.py: PyDenseModelBitAcc``) compute, per step::
+
+    a_in = Σ_dense ((W_mant @ s) << weight_exp)          # Dense sends this one step later
+    u    = trunc(u·(4096 − (du+1)) / 4096) + (a_in << 6)  # wrapped to 24 bits
+    v    = trunc(v·(4096 − dv) / 4096) + u + (bias_mant << bias_exp)   # clipped to ±(2^23−1)
+    s    = v > (vth << 6);  v[s] = 0
+
+NIR's forward-Euler ODEs (docs/semantics.md) map onto it with a per-neuron state scale
+``scale_i`` (integer units of v per NIR unit); ``α = dt/τ``:
+
+* CubaLIF / CubaLI: ``u = scale·α_mem·r·I``, so the synaptic weight into neuron i is
+  ``scale_i·α_mem·r·α_syn·w_in·W_ij`` (in units of v, i.e. ``<< 6`` of a_in),
+  ``du + 1 = round(α_syn·4096)``, ``dv = round(α_mem·4096)``, bias ``scale·α_mem·v_leak``;
+* LIF / LI: ``du = 4095`` (current cleared each step), weights ``scale·α·r·W``, bias
+  ``scale·α·(r·b + v_leak)`` (b: synaptic bias of an Affine/Conv);
+* IF / I: ``dv = 0``, weights ``scale·dt·r·W``, bias ``scale·dt·r·b``.
+
+Spiking populations use ``scale_i = 64·vth/θ_i`` (per-neuron thresholds become per-neuron
+scales; reset to 0 is scale-free). ``vth`` is chosen so that the largest incoming weight
+fills the 8-bit mantissa at ``weight_exp = 0``; each synapse then takes the smallest
+exponent that holds its weights. Non-spiking readouts get ``vth = 2^17 − 1`` and one scale.
+
+Every chain of linear nodes (Affine, Linear, Conv1d/2d, SumPool2d, AvgPool2d, Flatten,
+Scale, Delay) between two neuron nodes (or an Input and a neuron node) is folded into one
+dense weight matrix per delay; NIR Delay nodes become DelayDense delays (0..62 steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import torch
+
+from ...errors import UnsupportedError
+from ...graph.graph import NEURON_TYPES
+from ..ops import build_op
+from .program import LoihiProgram, Population, Synapse
+
+DECAY_UNITY = 4096
+VTH_MAX = (1 << 17) - 1
+BIAS_MANT_MAX = 4095
+BIAS_MANT_MIN = -4096
+BIAS_EXP = 6  # as lava-dl netx uses for every CUBA neuron (bias_mant << 6)
+WEIGHT_EXP_RANGE = (-8, 7)
+MAX_DELAY = 62
+WMAX = 254  # largest |mantissa| representable in every sign mode
+
+LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten, nir.Scale)
+
+
+# ---------------------------------------------------------------------------------------
+# Lava's weight storage (lava/utils/weightutils.py), re-implemented in numpy
+def sign_mode(w: np.ndarray) -> str:
+    if w.size == 0 or w.min() >= 0:
+        return "excitatory"
+    if w.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+def lava_weights(w: np.ndarray) -> np.ndarray:
+    """What PyDenseModelBitAcc does to its weights on the first step (clip to 8 bits in the
+    sign mode, drop the LSB in mixed mode). Idempotent on what :func:`quantize_weights`
+    returns."""
+    w = np.asarray(w).astype(np.int64)
+    mode = sign_mode(w)
+    if mode == "inhibitory":
+        return -np.clip(-w, 0, 255)
+    if mode == "excitatory":
+        return np.clip(w, 0, 255)
+    w = np.clip(w, -256, 255)
+    return (w >> 1) << 1
+
+
+def quantize_weights(w_eff: np.ndarray, exp_range=WEIGHT_EXP_RANGE, fixed_exp: int | None = None):
+    """Mantissas and exponent for float weights ``w_eff`` (in a_in units). Returns
+    ``(mant, exp, clipped)``."""
+    amax = float(np.abs(w_eff).max()) if w_eff.size else 0.0
+    if fixed_exp is not None:
+        exp = fixed_exp
+    elif amax == 0:
+        exp = 0
+    else:
+        exp = int(math.ceil(math.log2(amax / (WMAX + 0.49))))  # rounds to ≤ 254 in every sign mode
+        exp = min(max(exp, exp_range[0]), exp_range[1])
+    x = w_eff / 2.0**exp
+    mixed = w_eff.size and w_eff.min() < 0 < w_eff.max()
+    mant = 2 * np.rint(x / 2) if mixed else np.rint(x)
+    lo, hi = (-256, 254) if mixed else ((-255, 0) if (w_eff.size and w_eff.max() <= 0) else (0, 255))
+    clipped = int(((mant < lo) | (mant > hi)).sum())
+    mant = np.clip(mant, lo, hi).astype(np.int64)
+    return lava_weights(mant), exp, clipped
+
+
+# ---------------------------------------------------------------------------------------
+def _linear_apply(graph, name, x: torch.Tensor) -> torch.Tensor:
+    """Apply the linear part (no bias) of node ``name`` to a batch ``x`` (k, *in_shape)."""
+    node = graph.nodes[name]
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        return x @ torch.as_tensor(np.asarray(node.weight, np.float64)).T
+    op = build_op(name, graph, torch.float64, "cpu")
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        return op._conv(x, op.weight, None)
+    return op(x)
+
+
+def _bias_of(graph, name, b_in: np.ndarray | None) -> np.ndarray | None:
+    """Propagate a constant (bias) through node ``name``."""
+    node = graph.nodes[name]
+    in_shape = graph.input_shape(name)
+    own = None
+    if isinstance(node, nir.Affine):
+        own = np.asarray(node.bias, np.float64)
+    elif isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        own = np.broadcast_to(np.asarray(node.bias, np.float64).reshape(-1, *([1] * (len(in_shape) - 1))),
+                              graph.shapes[name]).copy()
+        if not np.any(own):
+            own = None
+    out = None
+    if b_in is not None:
+        out = _linear_apply(graph, name, torch.as_tensor(b_in.reshape(1, *in_shape))).numpy()[0]
+    if own is not None:
+        out = own if out is None else out + own
+    return out
+
+
+def _propagate(graph, src: str, step_of: dict):
+    """Signals from source ``src`` (an Input or neuron node) through the linear nodes.
+
+    Returns ``{neuron_or_output: {delay: W (n_src, *shape)}}`` plus the nodes passed."""
+    n_src = int(np.prod(graph.shapes[src]))
+    vals: dict[str, dict[int, torch.Tensor]] = {}
+    passed: dict[str, list[str]] = {}
+    eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *graph.shapes[src])
+    reached: dict[str, dict[int, torch.Tensor]] = {}
+    via: dict[str, list[str]] = {}
+
+    def add(acc: dict, val: dict):
+        for k, w in val.items():
+            acc[k] = acc[k] + w if k in acc else w
+
+    frontier = [(src, b) for b in graph.successors(src)]
+    # process linear nodes in topological order
+    order = {n: i for i, n in enumerate(graph.order)}
+    pending = set()
+    for _, b in frontier:
+        pending.add(b)
+    while pending:
+        name = min(pending, key=lambda n: order[n])
+        pending.discard(name)
+        node = graph.nodes[name]
+        val: dict[int, torch.Tensor] = {}
+        names: list[str] = []
+        for p in graph.predecessors(name):
+            if p == src:
+                add(val, {0: eye})
+            elif p in vals:
+                add(val, vals[p])
+                names += passed[p]
+            elif p in pending and not isinstance(graph.nodes[p], NEURON_TYPES + (nir.Input,)):
+                raise UnsupportedError(f"node '{name}': cycle through linear nodes without a neuron cannot be mapped to Loihi")
+        if isinstance(node, NEURON_TYPES) or isinstance(node, nir.Output):
+            add(reached.setdefault(name, {}), val)
+            via.setdefault(name, [])
+            via[name] += [n for n in names if n not in via[name]]
+            continue
+        if isinstance(node, nir.Delay):
+            d = step_of[name].reshape(-1)
+            new: dict[int, torch.Tensor] = {}
+            for k, w in val.items():
+                wf = w.reshape(n_src, -1)
+                for dv in np.unique(d):
+                    mask = torch.as_tensor(d == dv, dtype=torch.float64)
+                    add(new, {k + int(dv): (wf * mask).reshape(w.shape)})
+            val = new
+        elif isinstance(node, LINEAR):
+            val = {k: _linear_apply(graph, name, w) for k, w in val.items()}
+        else:
+            raise UnsupportedError(f"node '{name}' ({type(node).__name__}) cannot be mapped to Loihi")
+        vals[name] = val
+        passed[name] = names + [name]
+        for b in graph.successors(name):
+            pending.add(b)
+    return reached, via
+
+
+def _bias_into(graph, dst: str) -> tuple[np.ndarray | None, list[str]]:
+    """Constant input reaching neuron ``dst`` from Affine/Conv biases upstream (through
+    linear nodes only)."""
+    memo: dict[str, np.ndarray | None] = {}
+
+    def const(name):
+        if name in memo:
+            return memo[name]
+        node = graph.nodes[name]
+        if isinstance(node, NEURON_TYPES + (nir.Input,)):
+            return None
+        memo[name] = None  # cycle guard
+        acc = None
+        for p in graph.predecessors(name):
+            c = const(p)
+            if c is not None:
+                acc = c if acc is None else acc + c
+        out = acc if isinstance(node, nir.Delay) else _bias_of(graph, name, acc)
+        memo[name] = out
+        return out
+
+    total = None
+    for p in graph.predecessors(dst):
+        c = const(p)
+        if c is not None:
+            total = c if total is None else total + c
+    return (None if total is None else total.reshape(-1)), [k for k, v in memo.items() if v is not None]
+
+
+def _one(values: np.ndarray, name: str, what: str, rounding) -> tuple[int, float]:
+    ints = np.unique(rounding(values))
+    if ints.size > 1:
+        raise UnsupportedError(
+            f"node '{name}': {what} differs between neurons ({np.unique(values)[:4].tolist()}...); "
+            "Lava's LIF has one decay per population"
+        )
+    return int(ints[0]), float(values.reshape(-1)[0])
+
+
+def _neuron_model(graph, name: str):
+    """Per-neuron gains and Lava decays of neuron node ``name``."""
+    node = graph.nodes[name]
+    dt = graph.dt
+    n = int(np.prod(graph.shapes[name]))
+    f = lambda a: np.broadcast_to(np.asarray(a, np.float64), graph.shapes[name]).reshape(-1)  # noqa: E731
+    kind = type(node).__name__
+    rep = {}
+    if isinstance(node, (nir.CubaLIF, nir.CubaLI)):
+        a_syn, a_mem = dt / f(node.tau_syn), dt / f(node.tau_mem)
+        du_eff, du_f = _one(np.clip(np.rint(a_syn * DECAY_UNITY), 1, DECAY_UNITY), name, "tau_syn", np.rint)
+        dv, dv_f = _one(np.clip(np.rint(a_mem * DECAY_UNITY), 0, DECAY_UNITY - 1), name, "tau_mem", np.rint)
+        du = du_eff - 1
+        rep["du_error"] = float(np.abs((du + 1) / DECAY_UNITY - a_syn).max())
+        rep["dv_error"] = float(np.abs(dv / DECAY_UNITY - a_mem).max())
+        du_frac, dv_frac = float(a_syn[0]), float(a_mem[0])
+        gain = a_mem * f(node.r) * a_syn * f(node.w_in)
+        # a synaptic bias is expressible only when u is cleared every step (u = input)
+        bias_gain = a_mem * f(node.r) * f(node.w_in) if du == DECAY_UNITY - 1 else None
+        leak = a_mem * f(node.v_leak)
+    elif isinstance(node, (nir.LIF, nir.LI)):
+        a = dt / f(node.tau)
+        dv, _ = _one(np.clip(np.rint(a * DECAY_UNITY), 0, DECAY_UNITY - 1), name, "tau", np.rint)
+        du = DECAY_UNITY - 1
+        rep["dv_error"] = float(np.abs(dv / DECAY_UNITY - a).max())
+        du_frac, dv_frac = 1.0, float(a[0])
+        gain = a * f(node.r)
+        bias_gain = gain
+        leak = a * f(node.v_leak)
+    else:  # IF, I
+        dv, du = 0, DECAY_UNITY - 1
+        du_frac, dv_frac = 1.0, 0.0
+        gain = dt * f(node.r)
+        bias_gain = gain
+        leak = np.zeros(n)
+    if dv_frac > 1.0:
+        rep["warning"] = f"dt/tau_mem = {dv_frac:.3g} > 1 (unstable Euler step); clamped to dv = 4095"
+    spiking = isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))
+    theta = f(node.v_threshold) if spiking else None
+    if spiking:
+        if np.any(f(node.v_reset) != 0):
+            raise UnsupportedError(f"node '{name}': v_reset = {float(f(node.v_reset)[0])} ≠ 0; Loihi's LIF resets to 0")
+        if np.any(theta <= 0):
+            raise UnsupportedError(f"node '{name}': v_threshold ≤ 0; Loihi's threshold is unsigned")
+    return dict(kind=kind, du=int(du), dv=int(dv), du_f=du_frac, dv_f=dv_frac, gain=gain, bias_gain=bias_gain,
+                leak=leak, spiking=spiking, theta=theta, report=rep)
+
+
+def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13) -> LoihiProgram:
+    """Quantize ``graph`` for Loihi 2. ``weight_exp``: "auto" (per-synapse exponent for the
+    most precision) or "zero" (exponent 0 everywhere, as lava-dl netx files need).
+    ``vth``: force the threshold mantissa of every spiking population (otherwise a graph
+    metadata entry ``loihi_vth:<node>``, as the netx frontend writes, fixes it per node)."""
+    if weight_exp not in ("auto", "zero"):
+        raise UnsupportedError(f"weight_exp must be 'auto' or 'zero', got {weight_exp!r}")
+    neurons = [n for n in graph.order if isinstance(graph.nodes[n], NEURON_TYPES)]
+    if graph.reset == "subtract" and any(isinstance(graph.nodes[n], (nir.LIF, nir.CubaLIF, nir.IF)) for n in neurons):
+        raise UnsupportedError("reset 'subtract' is not supported: Loihi 2's LIF resets v to 0 (use reset='zero')")
+    for n in graph.order:
+        node = graph.nodes[n]
+        if isinstance(node, nir.Threshold):
+            raise UnsupportedError(f"node '{n}' (Threshold): a stateless threshold has no Loihi LIF equivalent")
+    step_of = {}
+    for n in graph.order:
+        if isinstance(graph.nodes[n], nir.Delay):
+            d = np.rint(np.asarray(graph.nodes[n].delay, np.float64) / graph.dt).astype(np.int64)
+            if d.max(initial=0) > MAX_DELAY:
+                raise UnsupportedError(f"node '{n}' (Delay): {int(d.max())} steps > {MAX_DELAY}, the Loihi 2 maximum")
+            step_of[n] = d
+    # ---- fold linear chains ----------------------------------------------------------
+    sources = list(graph.inputs) + neurons
+    incoming: dict[str, list] = {n: [] for n in neurons}
+    outputs: dict[str, str] = {}
+    for src in sources:
+        reached, via = _propagate(graph, src, step_of)
+        for dst, buckets in reached.items():
+            if isinstance(graph.nodes[dst], nir.Output):
+                if via[dst] or src in graph.inputs:
+                    raise UnsupportedError(
+                        f"output '{dst}' is fed by {'/'.join(via[dst]) or src}, not by a neuron node: "
+                        "Loihi can only output spikes or membrane potentials of neurons"
+                    )
+                outputs[dst] = src
+                continue
+            n_dst = int(np.prod(graph.shapes[dst]))
+            n_src = int(np.prod(graph.shapes[src]))
+            mats = {k: w.reshape(n_src, n_dst).T.numpy() for k, w in sorted(buckets.items())}
+            incoming[dst].append((src, mats, via[dst]))
+    model = {n: _neuron_model(graph, n) for n in neurons}
+    # ---- per population: scale, vth, bias, synapses ----------------------------------
+    pops, syns, report = [], [], {"layers": {}, "options": {"weight_exp": weight_exp}}
+    for dst in neurons:
+        m = model[dst]
+        n = int(np.prod(graph.shapes[dst]))
+        bias_in, bias_nodes = _bias_into(graph, dst)
+        if bias_in is not None and np.any(bias_in != 0) and m["bias_gain"] is None:
+            raise UnsupportedError(
+                f"node '{dst}': synaptic bias from {', '.join(bias_nodes)} into a CubaLIF/CubaLI whose current "
+                "decays (tau_syn > dt) has no Loihi equivalent (Lava's bias adds to v, not to u)"
+            )
+        # float weights/bias in NIR-normalized units (before the state scale)
+        rel_w = {}
+        for src, mats, via in incoming[dst]:
+            rel_w[src] = {k: w * m["gain"][:, None] for k, w in mats.items()}
+        bias_rel = m["leak"].copy()
+        if bias_in is not None and m["bias_gain"] is not None:
+            bias_rel = bias_rel + m["bias_gain"] * bias_in
+        wmax = max((float(np.abs(w).max()) for d in rel_w.values() for w in d.values() if w.size), default=0.0)
+        if m["spiking"]:
+            inv_theta = 1.0 / m["theta"]
+            wmax_t = max((float(np.abs(w * inv_theta[:, None]).max()) for d in rel_w.values() for w in d.values()
+                          if w.size), default=0.0)
+            bmax_t = float(np.abs(bias_rel * inv_theta).max()) if n else 0.0
+            hint = graph.metadata.get(f"loihi_vth:{dst}")  # set by the netx frontend
+            if vth is not None:
+                v_th = int(vth)
+            elif hint is not None:
+                v_th = int(hint)
+            else:
+                cands = [vth_max]
+                if wmax_t > 0:
+                    cands.append(WMAX / wmax_t)
+                if bmax_t > 0:
+                    cands.append(BIAS_MANT_MAX / bmax_t)
+                v_th = int(max(1, min(VTH_MAX, math.floor(min(cands) * (1 + 1e-6)))))
+            scale = 64.0 * v_th * inv_theta  # v_int per NIR unit
+        else:
+            v_th = VTH_MAX
+            cands = [1e30]
+            if wmax > 0:
+                cands.append(WMAX * 64.0 / wmax)
+            bmax = float(np.abs(bias_rel).max()) if n else 0.0
+            if bmax > 0:
+                cands.append(BIAS_MANT_MAX * 64.0 / bmax)
+            s = max(min(cands), 1e-12)
+            scale = np.full(n, s)
+        bias_v = scale * bias_rel  # v_int units
+        bias_mant_f = bias_v / 2.0**BIAS_EXP
+        bias_mant = np.clip(np.rint(bias_mant_f), BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int64)
+        bias_clipped = int(((bias_mant_f < BIAS_MANT_MIN - 0.5) | (bias_mant_f > BIAS_MANT_MAX + 0.5)).sum())
+        pops.append(Population(
+            name=dst, kind=m["kind"], shape=tuple(graph.shapes[dst]), spiking=m["spiking"], du=m["du"], dv=m["dv"],
+            vth=int(v_th), bias_mant=bias_mant, bias_exp=BIAS_EXP, scale=scale, du_f=m["du_f"], dv_f=m["dv_f"],
+            bias_f=bias_v, vth_f=64.0 * v_th,
+        ))
+        layer = {"kind": m["kind"], "neurons": n, "du": m["du"], "dv": m["dv"], "vth": int(v_th),
+                 "spiking": m["spiking"], "bias_exp": BIAS_EXP, "bias_clipped": bias_clipped,
+                 "bias_rms_error": float(np.sqrt(np.mean((bias_mant * 2.0**BIAS_EXP - bias_v) ** 2)) / float(np.mean(scale)))
+                 if n else 0.0, "synapses": {}}
+        layer.update(m["report"])
+        for src, mats, via in incoming[dst]:
+            # split (dst, src) pairs that carry weight in several delay buckets into
+            # several synapses (Lava's DelayDense has one delay per synapse)
+            used = np.zeros((n, int(np.prod(graph.shapes[src]))), dtype=np.int64)
+            groups: list[tuple[np.ndarray, np.ndarray]] = []
+            for k, w in rel_w[src].items():
+                nz = w != 0
+                if not nz.any():
+                    continue
+                level = used * nz
+                for g in range(int(level.max()) + 1 if nz.any() else 0):
+                    sel = nz & (level == g)
+                    if not sel.any():
+                        continue
+                    while len(groups) <= g:
+                        groups.append((np.zeros_like(w), np.zeros(w.shape, np.int64)))
+                    groups[g][0][sel] = w[sel]
+                    groups[g][1][sel] = k
+                used += nz
+            if not groups:
+                groups = [(np.zeros((n, int(np.prod(graph.shapes[src])))), np.zeros((n, int(np.prod(graph.shapes[src]))), np.int64))]
+            base = via[-1] if via else f"{src}->{dst}"
+            for gi, (w_rel, dl) in enumerate(groups):
+                w_v = w_rel * scale[:, None]  # v_int units
+                w_a = w_v / 64.0  # a_in units (before << 6)
+                mant, e, clipped = quantize_weights(w_a, fixed_exp=0 if weight_exp == "zero" else None)
+                name = base if gi == 0 else f"{base}#{gi}"
+                has_delay = bool(dl.any())
+                syns.append(Synapse(name=name, src=src, dst=dst, weights=mant, weight_exp=int(e),
+                                    delays=dl if has_delay else None, weights_f=w_v, nodes=tuple(via)))
+                err = mant * 2.0**e - w_a
+                rms_w = float(np.sqrt(np.mean(w_a**2))) if w_a.size else 0.0
+                layer["synapses"][name] = {
+                    "source": src, "weight_exp": int(e), "sign_mode": sign_mode(mant), "shape": list(mant.shape),
+                    "nonzero": int((mant != 0).sum()), "clipped_weights": clipped,
+                    "rms_weight_error": float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
+                    "relative_rms_weight_error": float(np.sqrt(np.mean(err**2)) / rms_w) if rms_w > 0 else 0.0,
+                    "max_delay": int(dl.max()) if dl.size else 0, "folded_nodes": list(via),
+                }
+        report["layers"][dst] = layer
+    # outputs fed directly by neurons
+    for o in graph.outputs:
+        if o not in outputs:
+            preds = graph.predecessors(o)
+            raise UnsupportedError(f"output '{o}' is fed by {', '.join(preds) or 'nothing'}, not by a neuron node")
+    report["totals"] = {
+        "populations": len(pops), "synapses": len(syns), "neurons": int(sum(p.n for p in pops)),
+        "clipped_weights": int(sum(s["clipped_weights"] for lay in report["layers"].values() for s in lay["synapses"].values())),
+    }
+    return LoihiProgram(
+        dt=graph.dt, inputs={i: tuple(graph.shapes[i]) for i in graph.inputs}, populations=pops, synapses=syns,
+        outputs=outputs, report=report, options={"weight_exp": weight_exp, "vth": vth, "vth_max": vth_max},
+    )

@@ -1,0 +1,129 @@
+"""Small random NIR networks for the Loihi tests (dense, conv+pool+flatten, recurrent,
+delays). Each returns a normalized Graph; sizes are tiny so Lava runs fast."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+
+from neurodeploy.graph import load
+
+DT = 1e-3
+
+
+def _neuron(kind, n, rng, thr=None, leak=0.0):
+    n_shape = (n,) if isinstance(n, int) else tuple(n)
+    ones = np.ones(n_shape, np.float32)
+    th = ones * (thr if thr is not None else float(rng.uniform(0.3, 1.0)))
+    if kind == "LIF":
+        return nir.LIF(tau=ones * float(rng.uniform(4e-3, 3e-2)), r=ones, v_leak=ones * leak, v_threshold=th,
+                       v_reset=0 * ones)
+    if kind == "CubaLIF":
+        return nir.CubaLIF(tau_syn=ones * float(rng.uniform(2e-3, 1e-2)), tau_mem=ones * float(rng.uniform(4e-3, 3e-2)),
+                           r=ones, v_leak=ones * leak, v_threshold=th, v_reset=0 * ones, w_in=ones)
+    if kind == "IF":
+        return nir.IF(r=ones * 100.0, v_threshold=th, v_reset=0 * ones)
+    if kind == "LI":
+        return nir.LI(tau=ones * float(rng.uniform(5e-3, 3e-2)), r=ones, v_leak=0 * ones)
+    if kind == "CubaLI":
+        return nir.CubaLI(tau_syn=ones * 5e-3, tau_mem=ones * 2e-2, r=ones, v_leak=0 * ones, w_in=ones)
+    raise ValueError(kind)
+
+
+def dense_net(seed: int, kinds=("CubaLIF", "LIF"), readout="LI", n_in=8, n_h=6, n_o=3):
+    rng = np.random.default_rng(seed)
+    nodes = {"in": nir.Input(input_type=np.array([n_in]))}
+    edges = []
+    prev, width = "in", n_in
+    for i, k in enumerate(kinds):
+        w = (rng.normal(0.6, 1.5, (n_h, width)) * 3).astype(np.float32)
+        nodes[f"fc{i}"] = nir.Affine(weight=w, bias=(rng.normal(0, 0.5, n_h) if k != "CubaLIF" else np.zeros(n_h)).astype(np.float32))
+        nodes[f"n{i}"] = _neuron(k, n_h, rng)
+        edges += [(prev, f"fc{i}"), (f"fc{i}", f"n{i}")]
+        prev, width = f"n{i}", n_h
+    nodes["fco"] = nir.Linear(weight=(rng.normal(0.5, 1.0, (n_o, width)) * 3).astype(np.float32))
+    nodes["ro"] = _neuron(readout, n_o, rng)
+    nodes["out"] = nir.Output(output_type=np.array([n_o]))
+    edges += [(prev, "fco"), ("fco", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
+def conv_net(seed: int, pool=True):
+    rng = np.random.default_rng(seed)
+    c_in, h = 1, 6
+    c1 = 2
+    nodes = {
+        "in": nir.Input(input_type=np.array([c_in, h, h])),
+        "conv": nir.Conv2d(input_shape=(h, h), weight=(rng.normal(0.5, 1.0, (c1, c_in, 3, 3)) * 2).astype(np.float32),
+                           stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(c1, np.float32)),
+        "lif1": _neuron("LIF", (c1, h, h), rng),
+    }
+    edges = [("in", "conv"), ("conv", "lif1")]
+    prev, shape = "lif1", (c1, h, h)
+    if pool:
+        nodes["pool"] = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+        edges.append((prev, "pool"))
+        prev, shape = "pool", (c1, h // 2, h // 2)
+    nodes["flat"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+    n_flat = int(np.prod(shape))
+    nodes["fc"] = nir.Linear(weight=(rng.normal(0.3, 0.7, (4, n_flat)) * 3).astype(np.float32))
+    nodes["lif2"] = _neuron("CubaLIF", 4, rng)
+    nodes["out"] = nir.Output(output_type=np.array([4]))
+    edges += [(prev, "flat"), ("flat", "fc"), ("fc", "lif2"), ("lif2", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
+def recurrent_net(seed: int, n_in=5, n_h=6, n_o=2):
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "in": nir.Input(input_type=np.array([n_in])),
+        "fc": nir.Linear(weight=(rng.normal(0.6, 1.5, (n_h, n_in)) * 3).astype(np.float32)),
+        "rnn": _neuron("CubaLIF", n_h, rng),
+        "rec": nir.Linear(weight=(rng.normal(0, 0.8, (n_h, n_h)) * 3).astype(np.float32)),
+        "fco": nir.Linear(weight=(rng.normal(0.5, 1.0, (n_o, n_h)) * 3).astype(np.float32)),
+        "ro": _neuron("LIF", n_o, rng),
+        "out": nir.Output(output_type=np.array([n_o])),
+    }
+    edges = [("in", "fc"), ("fc", "rnn"), ("rnn", "rec"), ("rec", "rnn"), ("rnn", "fco"), ("fco", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
+def delay_net(seed: int, n_in=5, n_h=5, n_o=3, where="pre"):
+    rng = np.random.default_rng(seed)
+    nodes = {"in": nir.Input(input_type=np.array([n_in]))}
+    d_n = n_in if where == "pre" else n_h
+    nodes["dly"] = nir.Delay(delay=(rng.integers(0, 5, d_n) * DT).astype(np.float32))
+    nodes["fc"] = nir.Linear(weight=(rng.normal(0.6, 1.5, (n_h, n_in)) * 3).astype(np.float32))
+    nodes["lif"] = _neuron("CubaLIF", n_h, rng)
+    nodes["fco"] = nir.Linear(weight=(rng.normal(0.5, 1.0, (n_o, n_h)) * 3).astype(np.float32))
+    nodes["ro"] = _neuron("LIF", n_o, rng)
+    nodes["out"] = nir.Output(output_type=np.array([n_o]))
+    if where == "pre":
+        edges = [("in", "dly"), ("dly", "fc"), ("fc", "lif")]
+    else:
+        edges = [("in", "fc"), ("fc", "dly"), ("dly", "lif")]
+    edges += [("lif", "fco"), ("fco", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
+def spikes(seed: int, batch: int, steps: int, shape, p=0.3) -> np.ndarray:
+    rng = np.random.default_rng(1000 + seed)
+    return (rng.random((batch, steps, *shape)) < p).astype(np.float32)
+
+
+def stress_net(n_in=40, kind="CubaLI"):
+    """All-positive weights into a slow non-spiking readout: with dense input the 24-bit
+    current wraps and the voltage saturates (Lava's overflow paths)."""
+    ones = np.ones(2, np.float32)
+    if kind == "CubaLI":
+        neuron = nir.CubaLI(tau_syn=ones * 1.0, tau_mem=ones * 1.0, r=ones, v_leak=0 * ones, w_in=ones)
+    else:
+        neuron = nir.LI(tau=ones * 1.0, r=ones, v_leak=0 * ones)
+    nodes = {
+        "in": nir.Input(input_type=np.array([n_in])),
+        "fc": nir.Linear(weight=np.ones((2, n_in), np.float32) * np.array([[1.0], [0.5]], np.float32)),
+        "ro": neuron,
+        "out": nir.Output(output_type=np.array([2])),
+    }
+    edges = [("in", "fc"), ("fc", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)

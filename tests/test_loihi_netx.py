@@ -1,0 +1,111 @@
+"""netx (.net) export: the file loads in lava-dl's own reader and runs bit-identically to
+the emulator; importing it gives back the same integers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loihi_nets import conv_net, delay_net, dense_net, recurrent_net, spikes  # noqa: E402
+
+from neurodeploy.errors import UnsupportedError  # noqa: E402
+from neurodeploy.graph import load  # noqa: E402
+from neurodeploy.targets.loihi.emulator import EmulatorTarget  # noqa: E402
+from neurodeploy.targets.loihi.netx import export_netx, read_netx  # noqa: E402
+
+try:
+    import lava.lib.dl.netx.hdf5  # noqa: F401
+
+    HAVE_NETX = True
+except Exception:  # pragma: no cover
+    HAVE_NETX = False
+
+NETS = {
+    "cuba-lif-lif": lambda: dense_net(0, kinds=("CubaLIF", "LIF"), readout="LIF"),
+    "recurrent": lambda: recurrent_net(21),
+    "delay-pre": lambda: delay_net(30),
+    "delay-post": lambda: delay_net(31, where="post"),
+    "if-bias-li": lambda: dense_net(2, kinds=("IF", "LIF"), readout="LI"),
+    "conv-pool": lambda: conv_net(10),  # folded into dense layers
+}
+
+
+def _same_integers(a, b):
+    assert [(p.du, p.dv, p.vth, p.spiking) for p in a.populations] == [(p.du, p.dv, p.vth, p.spiking) for p in b.populations]
+    for p, q in zip(a.populations, b.populations):
+        np.testing.assert_array_equal(p.bias_mant, q.bias_mant)
+    assert len(a.synapses) == len(b.synapses)
+    for s, t in zip(a.synapses, b.synapses):
+        np.testing.assert_array_equal(s.weights, t.weights)
+        assert s.weight_exp == t.weight_exp
+        assert (s.delays is None) == (t.delays is None)
+        if s.delays is not None:
+            np.testing.assert_array_equal(np.where(s.weights != 0, s.delays, 0), np.where(t.weights != 0, t.delays, 0))
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_export_import_roundtrip(name, tmp_path):
+    g = NETS[name]()
+    prog = EmulatorTarget().compile(g, weight_exp="zero")
+    path = export_netx(prog, tmp_path / "model.net")
+    layers = read_netx(path)
+    assert layers[0]["type"] == "input"
+    back = load(path)  # graph.load dispatches .net to frontends.netx
+    assert back.dt == pytest.approx(g.dt)
+    prog2 = EmulatorTarget().compile(back, weight_exp="zero")
+    _same_integers(prog, prog2)
+    x = spikes(1, 2, 20, g.shapes[g.inputs[0]], p=0.4)
+    r1, r2 = prog.run(x, record="all"), prog2.run(x.reshape(2, 20, -1), record="all")  # netx inputs are flat
+    for p, q in zip(prog.populations, prog2.populations):
+        if p.spiking:
+            assert torch.equal(r1.records[p.name].reshape(2, 20, -1), r2.records[q.name].reshape(2, 20, -1))
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not HAVE_NETX, reason="lava-dl (netx) is not importable")
+@pytest.mark.parametrize("name", ["cuba-lif-lif", "recurrent", "delay-pre", "if-bias-li"])
+def test_netx_file_runs_in_lava_dl_like_the_emulator(name, tmp_path):
+    from neurodeploy.targets.loihi.netx import run_netx
+
+    g = NETS[name]()
+    prog = EmulatorTarget().compile(g, weight_exp="zero")
+    path = export_netx(prog, tmp_path / "model.net")
+    steps = 20
+    x = spikes(2, 1, steps, g.shapes[g.inputs[0]], p=0.4)
+    emu = prog.run(x, record="all")
+    layers = run_netx(path, x[0].reshape(steps, -1).T)
+    assert len(layers) == len(prog.populations)
+    total = 0
+    for got, p in zip(layers, prog.populations):
+        want = emu.records[p.name][0].reshape(steps, -1).numpy()
+        if p.spiking:
+            np.testing.assert_array_equal(got, want, err_msg=p.name)
+            total += int(want.sum())
+    assert total > 0
+
+
+def test_non_chain_or_nonzero_exponent_is_unsupported(tmp_path):
+    g = recurrent_net(24)
+    prog = EmulatorTarget().compile(g)
+    if any(s.weight_exp != 0 for s in prog.synapses):
+        with pytest.raises(UnsupportedError, match="weight_exp"):
+            export_netx(prog, tmp_path / "a.net")
+    import nir
+
+    from neurodeploy.graph import load as gload
+
+    ones = np.ones(3, np.float32)
+    lif = lambda: nir.LIF(tau=ones * 1e-2, r=ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)  # noqa: E731
+    skip = gload(nir.NIRGraph(nodes={
+        "in": nir.Input(input_type=np.array([3])), "a": nir.Linear(weight=np.eye(3, dtype=np.float32)), "l1": lif(),
+        "b": nir.Linear(weight=np.eye(3, dtype=np.float32)), "l2": lif(), "c": nir.Linear(weight=np.eye(3, dtype=np.float32)),
+        "out": nir.Output(output_type=np.array([3]))},
+        edges=[("in", "a"), ("a", "l1"), ("l1", "b"), ("b", "l2"), ("in", "c"), ("c", "l2"), ("l2", "out")]), dt=1e-3)
+    with pytest.raises(UnsupportedError, match="'l2'"):
+        export_netx(EmulatorTarget().compile(skip, weight_exp="zero"), tmp_path / "b.net")
+    assert not (tmp_path / "b.net").exists()
