@@ -1,0 +1,21 @@
+"""RRAM (resistive-memory crossbar) target: device model → crossbar → Program, and the
+liquid state machine of Lin et al. (2025). See docs/rram.md.
+
+* :mod:`.device`: :class:`DeviceConfig` and the statistical cell model;
+* :mod:`.crossbar`: tiles, ADC/DAC, read noise, IR drop;
+* :mod:`.program`: :class:`RRAMTarget` (registered as target ``rram``);
+* :mod:`.lsm`: reservoirs from the random-weight generator, readouts;
+* :mod:`.cli`: ``neurodeploy lsm train|eval`` and ``neurodeploy sweep``.
+"""
+
+from .device import DeviceConfig
+
+__all__ = ["DeviceConfig", "RRAMTarget", "RRAMProgram"]
+
+
+def __getattr__(name):
+    if name in ("RRAMTarget", "RRAMProgram"):
+        from . import program
+
+        return getattr(program, name)
+    raise AttributeError(name)

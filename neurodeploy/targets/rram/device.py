@@ -1,0 +1,336 @@
+r"""Statistical model of resistive-memory (RRAM) cells: how weights become conductances.
+
+Everything is vectorized torch on whole arrays and driven by an explicit
+``torch.Generator``, so a given seed always gives the same programmed array. Each
+non-ideality has its own field in :class:`DeviceConfig` and can be switched off alone;
+:meth:`DeviceConfig.ideal` switches all of them off.
+
+Equations (conductances in siemens, ``W = g_max - g_min`` the window):
+
+* **Differential pair.** A weight ``w`` is stored as ``G+ - G-`` with
+  ``G+ = g_min + max(w, 0)/s`` and ``G- = g_min + max(-w, 0)/s``. ``s`` (weight units per
+  siemens) is chosen per layer as the smallest power of two with ``max|w|/s <= W``, so
+  ``w -> G -> w`` is exact in floating point when nothing else intervenes.
+* **Levels.** With ``levels = L`` each device can be set to ``g_min + k W/(L-1)``,
+  ``k = 0..L-1`` (round to nearest). ``None`` = continuous. With ``slices = k > 1`` a
+  weight's magnitude is quantized to ``L^k`` codes whose base-L digits go on ``k`` pairs,
+  recombined digitally with weights ``L^j`` (bit slicing, as ISAAC does with 2-bit cells).
+* **Programming noise** (write-verify residual, cycle-to-cycle at write time):
+  ``G <- G + sigma_p(G) W n``, ``n ~ N(0, 1)``, with the state-dependent shape
+  ``sigma_p(G) = sigma_p * c * (e + (1-e) 4u(1-u))``, ``u = (G-g_min)/W``,
+  ``e = programming_noise_edge_ratio`` and ``c`` normalising the shape to mean 1 over
+  the window (Wan et al., Nature 608:504, 2022, Extended Data Fig. 3 as fitted in
+  aihwkit's ``ReRamWan2022NoiseModel``: about 1 uS at the window edges, 2-2.4 uS in the
+  middle of a 40 uS window). Programmed values are clipped to the device's window.
+* **Device-to-device variation**: each device has its own upper bound
+  ``g_max_i = g_min + W (1 + d2d n_i)`` (aihwkit ``ReRamESPresetDevice``,
+  ``w_max_dtod``); a target above it saturates there.
+* **Stuck-at faults**: a fraction ``stuck_on`` of devices sits at its ``g_max_i``,
+  ``stuck_off`` at ``g_min`` whatever is written.
+* **Drift / relaxation**: ``G(t) = G0 (t/t0)^(-nu)``, ``nu ~ N(nu_mean, nu_std)`` per
+  device, evaluated at ``read_time`` (``read_time <= t0`` means no drift). For RRAM
+  ``nu_mean = 0``: the conductance spreads rather than decays (aihwkit
+  ``ReRamWan2022NoiseModel``).
+* **Read noise** (cycle-to-cycle per read): ``G_read = G (1 + sigma_r n)``, a fresh
+  ``n`` per device per read. The crossbar samples it exactly in distribution at the
+  column-current level (see :mod:`.crossbar`).
+* **Random weights by stochastic breakdown** (the reservoir of Lin et al., Nature
+  Computational Science 2025): a forming pulse of amplitude ``V`` breaks a cell down with
+  the Weibull probability ``P(V) = 1 - exp(-(V/V63)^beta)`` (the usual statistics of
+  dielectric breakdown); a broken-down cell's conductance is
+  ``N(formed_g_mean, formed_g_std)`` (clipped to the window), an intact cell stays at
+  ``g_min``. Two such cells per weight give random, sparse, sign-symmetric weights
+  ``G+ - G-``; ``V`` sets their density.
+
+Defaults come from the hardware profile ``rram_40nm`` (:meth:`DeviceConfig.from_profile`);
+the constants that the profile does not carry (edge ratio, breakdown statistics) are
+module constants below, documented in docs/rram.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+
+from ...errors import InputError
+
+#: Ratio sigma(window edge) / sigma(mid-window) of the programming noise (Wan et al. 2022
+#: fit in aihwkit: ~1 uS at the edges vs ~2.2 uS mid-window).  estimated
+PROGRAMMING_NOISE_EDGE_RATIO = 0.45
+#: Weibull scale (63 % breakdown) voltage and shape of the forming pulse.  estimated
+BREAKDOWN_V63 = 3.0  # V
+BREAKDOWN_BETA = 8.0
+#: Conductance of a broken-down (formed) cell, as fractions of the window.  estimated
+FORMED_G_MEAN = 0.5
+FORMED_G_STD = 0.25
+#: Forming voltage used by default for the reservoir (P(V) ~ 0.1).
+DEFAULT_FORMING_VOLTAGE = 2.27
+
+
+def _check_fraction(name, v, hi=1.0):
+    if v is None:
+        return
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= hi):
+        raise InputError(f"DeviceConfig: {name} must be a number in [0, {hi}], got {v!r}")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """RRAM device and crossbar periphery parameters (SI units: siemens, seconds, volts).
+
+    Non-idealities (each off when 0 / None): ``levels`` (None = continuous; ``slices`` > 1
+    bit-slices each weight over that many cell pairs of ``levels`` states),
+    ``programming_noise`` (std as a fraction of the window), ``read_noise`` (relative std
+    per read), drift (``drift_nu_mean``/``drift_nu_std`` at ``read_time``),
+    ``stuck_on``/``stuck_off`` (fractions), ``d2d`` (relative std of each device's upper
+    bound), ``adc_bits`` (None = ideal read-out), ``dac_bits`` (for graded inputs; None =
+    ideal), ``wire_resistance`` (ohm per cell pitch; IR drop).
+    """
+
+    g_min: float = 0.0
+    g_max: float = 40e-6
+    levels: int | None = 4
+    slices: int = 1
+    programming_noise: float = 0.05
+    programming_noise_state_dependent: bool = True
+    read_noise: float = 0.01
+    drift_nu_mean: float = 0.0
+    drift_nu_std: float = 0.015
+    drift_t0: float = 1.0
+    read_time: float = 1.0
+    stuck_on: float = 0.05
+    stuck_off: float = 0.05
+    d2d: float = 0.3
+    adc_bits: int | None = 8
+    adc_range: float | str = "auto"
+    dac_bits: int | None = 8
+    wire_resistance: float = 0.0
+    read_voltage: float = 0.2
+    array_rows: int = 512
+    array_cols: int = 512
+
+    def __post_init__(self):
+        if not (self.g_max > self.g_min >= 0):
+            raise InputError(f"DeviceConfig: need g_max > g_min >= 0, got g_min={self.g_min}, g_max={self.g_max}")
+        if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 2):
+            raise InputError(f"DeviceConfig: levels must be an integer >= 2 or None, got {self.levels!r}")
+        if not isinstance(self.slices, int) or self.slices < 1:
+            raise InputError(f"DeviceConfig: slices must be an integer >= 1, got {self.slices!r}")
+        for name in ("adc_bits", "dac_bits"):
+            b = getattr(self, name)
+            if b is not None and (not isinstance(b, int) or not 1 <= b <= 32):
+                raise InputError(f"DeviceConfig: {name} must be an integer in [1, 32] or None, got {b!r}")
+        _check_fraction("stuck_on", self.stuck_on)
+        _check_fraction("stuck_off", self.stuck_off)
+        if self.stuck_on + self.stuck_off > 1:
+            raise InputError("DeviceConfig: stuck_on + stuck_off must be <= 1")
+        for name in ("programming_noise", "read_noise", "drift_nu_std", "d2d", "wire_resistance"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise InputError(f"DeviceConfig: {name} must be a finite number >= 0, got {v!r}")
+        if not (self.drift_t0 > 0 and self.read_time > 0):
+            raise InputError("DeviceConfig: drift_t0 and read_time must be > 0 seconds")
+        if not (isinstance(self.adc_range, str) and self.adc_range == "auto") and not (
+            isinstance(self.adc_range, (int, float)) and self.adc_range > 0
+        ):
+            raise InputError(f"DeviceConfig: adc_range must be 'auto' or a positive number, got {self.adc_range!r}")
+        if self.array_rows < 1 or self.array_cols < 2:
+            raise InputError("DeviceConfig: the array needs >= 1 row and >= 2 columns (a differential pair)")
+
+    # --- constructors ----------------------------------------------------------------
+    @classmethod
+    def from_profile(cls, profile=None, **overrides) -> "DeviceConfig":
+        """Defaults from a hardware profile (name, path or HardwareProfile; default
+        ``rram_40nm``), then ``overrides``."""
+        from ...hardware import load_profile
+
+        if profile is None or isinstance(profile, (str, os.PathLike)):
+            p = load_profile(profile or "rram_40nm")
+        else:
+            p = profile
+        if getattr(p, "kind", "rram") != "rram":
+            raise InputError(f"DeviceConfig: hardware profile {getattr(p, 'name', p)!r} is of kind {p.kind!r}, not 'rram'")
+        get = lambda n, d=None: p.si(n) if n in p else d  # noqa: E731
+        kw = dict(
+            g_min=get("g_min"), g_max=get("g_max"),
+            levels=int(round(get("levels"))),
+            programming_noise=get("programming_noise_sigma"), read_noise=get("read_noise_sigma"),
+            drift_nu_mean=get("drift_nu_mean"), drift_nu_std=get("drift_nu_std"),
+            drift_t0=get("drift_t0"), read_time=get("drift_t0"),
+            stuck_on=get("stuck_on_fraction"), stuck_off=get("stuck_off_fraction"),
+            d2d=get("d2d_variation"), adc_bits=int(round(get("adc_bits"))),
+            dac_bits=int(round(get("dac_bits"))), read_voltage=get("read_voltage"),
+            array_rows=int(round(get("array_rows"))), array_cols=int(round(get("array_cols"))),
+        )
+        if "wire_resistance" in p:
+            kw["wire_resistance"] = p.si("wire_resistance")
+        kw.update(overrides)
+        return cls(**kw)
+
+    def ideal(self) -> "DeviceConfig":
+        """The same window and array geometry with every non-ideality off."""
+        return replace(
+            self, levels=None, slices=1, programming_noise=0.0, read_noise=0.0, drift_nu_mean=0.0,
+            drift_nu_std=0.0, read_time=self.drift_t0, stuck_on=0.0, stuck_off=0.0, d2d=0.0,
+            adc_bits=None, dac_bits=None, wire_resistance=0.0,
+        )
+
+    def replace(self, **kw) -> "DeviceConfig":
+        unknown = set(kw) - {f.name for f in fields(self)}
+        if unknown:
+            raise InputError(f"DeviceConfig: unknown parameter(s) {', '.join(sorted(unknown))}")
+        return replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def window(self) -> float:
+        return self.g_max - self.g_min
+
+    @property
+    def is_ideal(self) -> bool:
+        return self == self.ideal()
+
+    @property
+    def drifts(self) -> bool:
+        return self.read_time > self.drift_t0 and (self.drift_nu_mean != 0 or self.drift_nu_std > 0)
+
+
+# ------------------------------------------------------------------------------------
+def weight_scale(max_abs_weight: float, config: DeviceConfig) -> float:
+    """Weight units per siemens: the smallest power of two ``s`` with ``max|w|/s <= window``
+    (a power of two keeps ``w -> G -> w`` exact)."""
+    m = float(max_abs_weight)
+    if not math.isfinite(m):
+        raise InputError("weights contain inf/nan: cannot map them to conductances")
+    if m == 0:
+        return 1.0
+    return 2.0 ** math.ceil(math.log2(m / config.window))
+
+
+def weights_to_targets(w: torch.Tensor, scale: float, config: DeviceConfig):
+    """Target conductance offsets above ``g_min`` of the differential pair: (ΔG+, ΔG−)."""
+    w = w.to(torch.float64)
+    return torch.clamp(w, min=0) / scale, torch.clamp(-w, min=0) / scale
+
+
+def quantize(dg: torch.Tensor, config: DeviceConfig) -> torch.Tensor:
+    """Round conductance offsets to the nearest of ``levels`` evenly spaced states."""
+    if config.levels is None:
+        return dg
+    step = config.window / (config.levels - 1)
+    return torch.clamp(torch.round(dg / step), 0, config.levels - 1) * step
+
+
+def noise_shape(dg: torch.Tensor, config: DeviceConfig) -> torch.Tensor:
+    """State-dependent factor of the programming noise (mean 1 over a uniform window)."""
+    if not config.programming_noise_state_dependent:
+        return torch.ones_like(dg)
+    e = PROGRAMMING_NOISE_EDGE_RATIO
+    c = 1.0 / (e + (1 - e) * 2.0 / 3.0)
+    u = torch.clamp(dg / config.window, 0, 1)
+    return c * (e + (1 - e) * 4 * u * (1 - u))
+
+
+@dataclass
+class DeviceArray:
+    """Static per-device properties of an array of cells (drawn once, then fixed):
+    upper bound offsets ``gmax`` (d2d), fault masks, drift exponents ``nu``."""
+
+    gmax: torch.Tensor
+    stuck_on: torch.Tensor
+    stuck_off: torch.Tensor
+    nu: torch.Tensor
+
+    @classmethod
+    def sample(cls, shape, config: DeviceConfig, gen: torch.Generator, device="cpu") -> "DeviceArray":
+        kw = dict(dtype=torch.float64, device=device)
+        W = config.window
+        if config.d2d > 0:
+            gmax = W * torch.clamp(1 + config.d2d * torch.randn(shape, generator=gen, **kw), min=0.0)
+        else:
+            gmax = torch.full(shape, W, **kw)
+        if config.stuck_on > 0 or config.stuck_off > 0:
+            u = torch.rand(shape, generator=gen, **kw)
+            on = u < config.stuck_on
+            off = (u >= config.stuck_on) & (u < config.stuck_on + config.stuck_off)
+        else:
+            on = off = torch.zeros(shape, dtype=torch.bool, device=device)
+        if config.drift_nu_std > 0:
+            nu = config.drift_nu_mean + config.drift_nu_std * torch.randn(shape, generator=gen, **kw)
+        else:
+            nu = torch.full(shape, float(config.drift_nu_mean), **kw)
+        return cls(gmax, on, off, nu)
+
+
+def program(targets: torch.Tensor, config: DeviceConfig, gen: torch.Generator, devices: DeviceArray | None = None):
+    """Write-verify programming of conductance offsets ``targets`` (ΔG above g_min, S).
+
+    Returns ``(dg, devices)``: the programmed offsets (level rounding, programming noise,
+    device bounds, stuck-at faults applied) and the per-device properties used."""
+    t = targets.to(torch.float64)
+    if devices is None:
+        devices = DeviceArray.sample(tuple(t.shape), config, gen, t.device)
+    dg = quantize(t, config)
+    if config.programming_noise > 0:
+        sigma = config.programming_noise * config.window * noise_shape(dg, config)
+        dg = dg + sigma * torch.randn(t.shape, generator=gen, dtype=torch.float64, device=t.device)
+    dg = torch.minimum(torch.clamp(dg, min=0.0), devices.gmax)
+    dg = torch.where(devices.stuck_on, devices.gmax, dg)
+    dg = torch.where(devices.stuck_off, torch.zeros_like(dg), dg)
+    return dg, devices
+
+
+def drift(dg: torch.Tensor, devices: DeviceArray, config: DeviceConfig, t: float | None = None) -> torch.Tensor:
+    """Conductance offsets at time ``t`` (default ``config.read_time``) after programming:
+    ``G(t) = G0 (t/t0)^(-nu)`` applied to the absolute conductance ``g_min + ΔG``."""
+    t = config.read_time if t is None else float(t)
+    if t <= config.drift_t0:
+        return dg
+    g = (config.g_min + dg) * torch.pow(torch.tensor(t / config.drift_t0, dtype=torch.float64), -devices.nu)
+    return g - config.g_min
+
+
+# ------------------------------------------------------------------------------------ forming
+def breakdown_probability(voltage, v63: float = BREAKDOWN_V63, beta: float = BREAKDOWN_BETA) -> float:
+    """Weibull probability that a forming pulse of ``voltage`` volts breaks a cell down."""
+    v = max(float(voltage), 0.0)
+    return 1.0 - math.exp(-((v / v63) ** beta))
+
+
+def forming_voltage(density: float, v63: float = BREAKDOWN_V63, beta: float = BREAKDOWN_BETA) -> float:
+    """The forming voltage that breaks a fraction ``density`` of the cells down."""
+    if not 0 < density < 1:
+        raise InputError(f"breakdown density must be in (0, 1), got {density!r}")
+    return v63 * (-math.log(1 - density)) ** (1 / beta)
+
+
+def formed_conductances(shape, voltage: float, config: DeviceConfig, gen: torch.Generator, device="cpu",
+                        g_mean: float = FORMED_G_MEAN, g_std: float = FORMED_G_STD) -> torch.Tensor:
+    """Conductance offsets (S above g_min) of an array after one forming pulse: each cell
+    breaks down with :func:`breakdown_probability` and then has a random conductance
+    ``N(g_mean, g_std)·window`` clipped to the window; intact cells stay at 0."""
+    kw = dict(dtype=torch.float64, device=device)
+    p = breakdown_probability(voltage)
+    broken = torch.rand(shape, generator=gen, **kw) < p
+    g = (g_mean + g_std * torch.randn(shape, generator=gen, **kw)) * config.window
+    g = torch.clamp(g, 0.0, config.window)
+    return torch.where(broken, g, torch.zeros_like(g))
+
+
+def random_weights(shape, voltage: float, config: DeviceConfig, gen: torch.Generator, device="cpu"):
+    """The paper's random-weight generator: two formed arrays as a differential pair.
+
+    Returns ``(dg_pos, dg_neg)``, conductance offsets; the weight is ``s·(dg_pos − dg_neg)``."""
+    return (formed_conductances(shape, voltage, config, gen, device),
+            formed_conductances(shape, voltage, config, gen, device))
+
+
+def make_generator(seed: int, device="cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g

@@ -1,0 +1,476 @@
+r"""Liquid state machine (LSM) on RRAM, after Lin et al. (Nature Computational Science 2025;
+arXiv 2307.00771): a fixed random spiking reservoir whose weights are the conductances of
+RRAM cells broken down by one forming pulse (:func:`.device.random_weights`), and a trained
+digital readout.
+
+* :class:`LSMConfig`: sizes, densities, weight scales, the paper's LIF (``v ← 0.9 v + I``,
+  spike when ``v > 5``, reset to 0), optional excitatory/inhibitory split (Dale's law on
+  the recurrent weights).
+* :class:`Reservoir`: the formed conductances and the reservoir as a neurodeploy
+  :class:`~neurodeploy.graph.Graph` (``input → w_in → lif ⇄ w_rec``, the recurrent edge
+  delayed one step). NIR LIF with ``τ = dt/(1 − decay)`` and ``r = τ/dt`` gives
+  ``v ← v + (dt/τ)(r·x − v) = decay·v + x``.
+* :meth:`Reservoir.run`: simulate on the reference target (ideal "software" weights) or
+  on the RRAM target, either with the formed conductances themselves (``mode="formed"``,
+  the paper's hardware: read noise, ADC, drift act on them) or with the ideal weights
+  written by write-verify (``mode="programmed"``: levels, programming noise, faults).
+* Readouts on spike-count features: :class:`RidgeReadout` (closed form, λ picked on a
+  held-out split) and :class:`MLPReadout` (torch, Adam); both export to ONNX.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+
+from ...errors import InputError
+from . import device as dev
+from .device import DeviceConfig
+
+
+@dataclass(frozen=True)
+class LSMConfig:
+    """Reservoir parameters. Densities are breakdown probabilities of each cell (a weight
+    is nonzero when either cell of its pair broke down); scales are the weight of a full
+    window of conductance difference."""
+
+    n_inputs: int = 256
+    n_neurons: int = 200
+    decay: float = 0.9
+    threshold: float = 5.0
+    dt: float = 1e-3
+    input_density: float = 0.1
+    recurrent_density: float = 0.05
+    input_scale: float = 2.0
+    recurrent_scale: float = 2.0
+    excitatory_fraction: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_inputs < 1 or self.n_neurons < 1:
+            raise InputError(f"LSMConfig: n_inputs and n_neurons must be >= 1, got {self.n_inputs}, {self.n_neurons}")
+        if not 0 < self.decay < 1:
+            raise InputError(f"LSMConfig: decay must be in (0, 1), got {self.decay}")
+        for n in ("input_density", "recurrent_density"):
+            if not 0 < getattr(self, n) < 1:
+                raise InputError(f"LSMConfig: {n} must be in (0, 1), got {getattr(self, n)}")
+        if self.excitatory_fraction is not None and not 0 <= self.excitatory_fraction <= 1:
+            raise InputError(f"LSMConfig: excitatory_fraction must be in [0, 1] or None, got {self.excitatory_fraction}")
+
+
+class Reservoir:
+    """The formed reservoir: conductance offsets ``dg[name] = (dg_pos, dg_neg)`` (S),
+    weight scales ``scale[name]`` (weight per siemens) and the Graph."""
+
+    def __init__(self, config: LSMConfig, device_config: DeviceConfig | None = None, dg=None):
+        self.config = config
+        self.device_config = device_config or DeviceConfig.from_profile()
+        c, dc = config, self.device_config
+        if dg is None:
+            gen = dev.make_generator(c.seed)
+            dg = {
+                "w_in": dev.random_weights((c.n_neurons, c.n_inputs), dev.forming_voltage(c.input_density), dc, gen),
+                "w_rec": dev.random_weights((c.n_neurons, c.n_neurons), dev.forming_voltage(c.recurrent_density), dc, gen),
+            }
+            dg["w_rec"] = tuple(t.clone() for t in dg["w_rec"])
+            dg["w_rec"][0].fill_diagonal_(0.0)  # no self-connections (cells left unformed)
+            dg["w_rec"][1].fill_diagonal_(0.0)
+            if c.excitatory_fraction is not None:
+                dg["w_rec"] = self._dale(dg["w_rec"], gen)
+        self.dg = {k: (torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)) for k, (a, b) in dg.items()}
+        self.scale = {"w_in": c.input_scale / dc.window, "w_rec": c.recurrent_scale / dc.window}
+        self.graph = self._graph()
+
+    def _dale(self, pair, gen):
+        """E/I: presynaptic neuron j is excitatory for j < n_E (all its outgoing weights ≥ 0),
+        inhibitory otherwise: the larger formed conductance of the pair goes to the G+ cell
+        (E) or the G− cell (I). Excitatory magnitudes are scaled by n_I/n_E so the expected
+        recurrent input is balanced (zero mean), as with a proportionally smaller forming
+        compliance current on excitatory columns."""
+        c = self.config
+        n_e = int(round(c.excitatory_fraction * c.n_neurons))
+        gp, gn = pair
+        mag = torch.maximum(gp, gn)
+        exc = torch.zeros(c.n_neurons, dtype=torch.bool)
+        exc[:n_e] = True
+        n_i = c.n_neurons - n_e
+        gain = n_i / n_e if n_e > 0 and n_i > 0 else 1.0
+        gp2 = torch.where(exc[None, :], mag * min(gain, 1.0), torch.zeros_like(mag))
+        gn2 = torch.where(exc[None, :], torch.zeros_like(mag), mag * min(1.0 / gain, 1.0))
+        return gp2, gn2
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Ideal (software) weights ``s·(ΔG+ − ΔG−)``, float32 — what the RRAM target
+        realizes exactly with an ideal device config."""
+        return {k: ((gp - gn) * self.scale[k]).to(torch.float32).numpy() for k, (gp, gn) in self.dg.items()}
+
+    def _graph(self):
+        from ...graph import load
+
+        c = self.config
+        n = c.n_neurons
+        tau = c.dt / (1 - c.decay)
+        full = lambda v: np.full(n, v, np.float32)  # noqa: E731
+        w = self.weights()
+        lif = nir.LIF(tau=full(tau), r=full(tau / c.dt), v_leak=full(0.0), v_threshold=full(c.threshold), v_reset=full(0.0))
+        nodes = {
+            "input": nir.Input(np.array([c.n_inputs])),
+            "w_in": nir.Linear(weight=w["w_in"]),
+            "lif": lif,
+            "w_rec": nir.Linear(weight=w["w_rec"]),
+            "output": nir.Output(np.array([n])),
+        }
+        edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+        g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+        g.metadata = {"dt": c.dt}
+        return load(g, dt=c.dt, reset="zero")
+
+    # --------------------------------------------------------------------------------
+    def compile(self, target: str = "reference", mode: str = "formed", config: DeviceConfig | None = None,
+                seed: int | None = None, device: str = "cpu"):
+        """A Program of the reservoir on ``target`` ("reference" or "rram")."""
+        seed = self.config.seed if seed is None else seed
+        if target == "reference":
+            from ..reference import ReferenceTarget
+
+            return ReferenceTarget().compile(self.graph, device=device)
+        if target != "rram":
+            raise InputError(f"LSM: target must be 'reference' or 'rram', got {target!r}")
+        from .program import RRAMTarget
+
+        cfg = config or self.device_config
+        if mode == "formed":
+            cond = {k: (gp, gn, self.scale[k]) for k, (gp, gn) in self.dg.items()}
+            return RRAMTarget().compile(self.graph, config=cfg, seed=seed, conductances=cond, device=device)
+        if mode == "programmed":
+            return RRAMTarget().compile(self.graph, config=cfg, seed=seed, device=device)
+        raise InputError(f"LSM: mode must be 'formed' or 'programmed', got {mode!r}")
+
+    def run(self, x, target="reference", mode="formed", config=None, seed=None, batch_size=512, device="cpu"):
+        """Reservoir spikes (B, T, N) for inputs ``x`` (B, T, n_inputs), in batches, plus the
+        summed event counts."""
+        prog = self.compile(target, mode, config, seed, device)
+        x = torch.as_tensor(x, dtype=torch.float32)
+        outs, counts = [], {}
+        for i in range(0, x.shape[0], batch_size):
+            r = prog.run(x[i:i + batch_size])
+            outs.append(r.output.cpu())
+            for n, c in r.counts.items():
+                d = counts.setdefault(n, {})
+                for k, v in c.items():
+                    d[k] = v if k == "tiles" else d.get(k, 0) + v
+        return torch.cat(outs), counts
+
+    def save(self, path):
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{k}/{s}": t.numpy() for k, (gp, gn) in self.dg.items() for s, t in (("dg_pos", gp), ("dg_neg", gn))}
+        np.savez_compressed(d / "reservoir.npz", **arrays)
+        (d / "reservoir.json").write_text(json.dumps({"lsm": asdict(self.config), "device": self.device_config.to_dict()}, indent=2))
+
+    @classmethod
+    def load(cls, path) -> "Reservoir":
+        d = Path(path)
+        meta = json.loads((d / "reservoir.json").read_text())
+        data = np.load(d / "reservoir.npz")
+        dg = {k: (data[f"{k}/dg_pos"], data[f"{k}/dg_neg"]) for k in ("w_in", "w_rec")}
+        return cls(LSMConfig(**meta["lsm"]), DeviceConfig(**meta["device"]), dg=dg)
+
+
+# ------------------------------------------------------------------------------------ features
+def spike_features(spikes: torch.Tensor, bins: int = 1) -> np.ndarray:
+    """Spike counts per neuron in ``bins`` equal time windows: (B, bins·N) float32."""
+    s = torch.as_tensor(spikes, dtype=torch.float32)
+    b, t = s.shape[:2]
+    s = s.reshape(b, t, -1)
+    edges = np.linspace(0, t, bins + 1).round().astype(int)
+    parts = [s[:, edges[i]:edges[i + 1]].sum(1) for i in range(bins)]
+    return torch.cat(parts, 1).numpy()
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self, mean, std, weight, bias):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.lin = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+            self.lin.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.lin((x - self.mean) / self.std)
+
+
+class _MLP(torch.nn.Module):
+    def __init__(self, n_in, hidden, n_out, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_out))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+def _standardize(x):
+    x = np.asarray(x, np.float64)
+    mean = x.mean(0)
+    std = x.std(0)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+class Readout:
+    """A trained digital readout: ``module`` maps features (B, F) to class scores."""
+
+    module: torch.nn.Module
+    n_classes: int
+
+    def scores(self, features) -> np.ndarray:
+        with torch.no_grad():
+            return self.module(torch.as_tensor(np.asarray(features), dtype=torch.float32)).numpy()
+
+    def predict(self, features) -> np.ndarray:
+        return self.scores(features).argmax(1)
+
+    def accuracy(self, features, labels) -> float:
+        return float((self.predict(features) == np.asarray(labels)).mean())
+
+    def export_onnx(self, path) -> Path:
+        """Write the readout as an ONNX model (input ``features`` (batch, F), output
+        ``scores`` (batch, classes)); written to a temp name and renamed."""
+        from ...graph.io import write_atomic
+
+        n_in = self.module.mean.shape[0]
+
+        def writer(tmp):
+            torch.onnx.export(self.module, torch.zeros(1, n_in), str(tmp), input_names=["features"],
+                              output_names=["scores"], dynamic_axes={"features": {0: "batch"}, "scores": {0: "batch"}},
+                              opset_version=17)
+
+        return write_atomic(Path(path), writer)
+
+
+class RidgeReadout(Readout):
+    """Closed-form ridge regression on standardized features to one-hot targets:
+    ``W = (XᵀX + λI)⁻¹ XᵀY`` (bias = the target mean). ``alpha=None`` picks λ from
+    ``alphas`` on a seeded 20 % held-out part of the training set."""
+
+    def __init__(self, alpha: float | None = None, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), seed: int = 0):
+        self.alpha, self.alphas, self.seed = alpha, tuple(alphas), seed
+
+    @staticmethod
+    def _solve(x, y1h, alpha):
+        xtx = x.T @ x
+        return np.linalg.solve(xtx + alpha * np.eye(x.shape[1]), x.T @ y1h)
+
+    def fit(self, features, labels, n_classes: int | None = None) -> "RidgeReadout":
+        x = np.asarray(features, np.float64)
+        y = np.asarray(labels, np.int64)
+        self.n_classes = int(n_classes or y.max() + 1)
+        mean, std = _standardize(x)
+        xs = (x - mean) / std
+        y1h = np.eye(self.n_classes)[y]
+        ym = y1h.mean(0)
+        alpha = self.alpha
+        if alpha is None:
+            rng = np.random.default_rng(self.seed)
+            perm = rng.permutation(len(y))
+            nv = max(1, len(y) // 5)
+            va, tr = perm[:nv], perm[nv:]
+            best = None
+            for a in self.alphas:
+                w = self._solve(xs[tr], y1h[tr] - ym, a)
+                acc = float((((xs[va] @ w) + ym).argmax(1) == y[va]).mean())
+                if best is None or acc > best[0]:
+                    best = (acc, a)
+            alpha = best[1]
+        self.alpha_ = alpha
+        w = self._solve(xs, y1h - ym, alpha)
+        self.module = _Linear(mean, std, w.T, ym)
+        return self
+
+
+class MLPReadout(Readout):
+    """A one-hidden-layer MLP (ReLU) trained with Adam on cross-entropy (full batch,
+    seeded, weight decay)."""
+
+    def __init__(self, hidden: int = 128, epochs: int = 300, lr: float = 3e-3, weight_decay: float = 1e-3, seed: int = 0):
+        self.hidden, self.epochs, self.lr, self.weight_decay, self.seed = hidden, epochs, lr, weight_decay, seed
+
+    def fit(self, features, labels, n_classes: int | None = None) -> "MLPReadout":
+        x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self.n_classes = int(n_classes or int(y.max()) + 1)
+        mean, std = _standardize(x.numpy())
+        torch.manual_seed(self.seed)
+        self.module = _MLP(x.shape[1], self.hidden, self.n_classes, mean, std)
+        opt = torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for _ in range(self.epochs):
+            opt.zero_grad()
+            loss = loss_fn(self.module(x), y)
+            loss.backward()
+            opt.step()
+        self.module.eval()
+        return self
+
+
+READOUTS = {"ridge": RidgeReadout, "mlp": MLPReadout}
+
+
+# ------------------------------------------------------------------------------------ recipe
+@dataclass
+class LSMResult:
+    """Accuracies of one LSM experiment (fractions)."""
+
+    accuracy: dict = field(default_factory=dict)
+    spike_rate: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+
+def evaluate(reservoir: Reservoir, x_train, y_train, x_test, y_test, *, variants=("software", "rram"),
+             readout: str = "ridge", bins: int = 1, rram_config: DeviceConfig | None = None, mode: str = "formed",
+             seed: int = 0, baseline: bool = True, readout_seed: int | None = None):
+    """Train a readout per variant on the reservoir's training-set spikes and test it.
+
+    Variants: ``software`` (reference target, ideal weights), ``rram`` (RRAM target,
+    ``rram_config`` or the reservoir's device config, ``mode``). ``seed`` seeds the device
+    (programming, read noise), ``readout_seed`` (default ``seed``) the readout training.
+    ``baseline`` adds the same readout on the raw binned input. Returns (LSMResult,
+    {variant: Readout})."""
+    res = LSMResult()
+    rseed = seed if readout_seed is None else readout_seed
+    readouts = {}
+    for v in variants:
+        kw = dict(target="reference") if v == "software" else dict(target="rram", mode=mode, config=rram_config, seed=seed)
+        s_tr, c_tr = reservoir.run(x_train, **kw)
+        s_te, _ = reservoir.run(x_test, **kw)
+        ro = READOUTS[readout](seed=rseed).fit(spike_features(s_tr, bins), y_train, 10)
+        res.accuracy[v] = ro.accuracy(spike_features(s_te, bins), y_test)
+        res.spike_rate[v] = float(s_tr.float().mean())
+        res.counts[v] = c_tr
+        readouts[v] = ro
+    if baseline:
+        ro = READOUTS[readout](seed=rseed).fit(spike_features(x_train, bins), y_train, 10)
+        res.accuracy["input_only"] = ro.accuracy(spike_features(x_test, bins), y_test)
+        readouts["input_only"] = ro
+    return res, readouts
+
+
+# ------------------------------------------------------------------------------------ persistence
+def readout_state(ro: Readout) -> dict:
+    """Arrays that rebuild a readout (see :func:`readout_from_state`)."""
+    st = {f"param/{k}": v.detach().cpu().numpy() for k, v in ro.module.state_dict().items()}
+    st["kind"] = np.asarray("mlp" if isinstance(ro, MLPReadout) else "ridge")
+    st["n_classes"] = np.asarray(ro.n_classes)
+    if isinstance(ro, MLPReadout):
+        st["hidden"] = np.asarray(ro.hidden)
+    return st
+
+
+def readout_from_state(st) -> Readout:
+    params = {k[len("param/"):]: torch.as_tensor(np.asarray(st[k])) for k in st if str(k).startswith("param/")}
+    kind = str(np.asarray(st["kind"]))
+    n_classes = int(np.asarray(st["n_classes"]))
+    mean, std = params["mean"], params["std"]
+    if kind == "mlp":
+        ro = MLPReadout(hidden=int(np.asarray(st["hidden"])))
+        ro.module = _MLP(mean.shape[0], ro.hidden, n_classes, mean, std)
+    else:
+        ro = RidgeReadout()
+        ro.module = _Linear(mean, std, params["lin.weight"], params["lin.bias"])
+    ro.module.load_state_dict(params)
+    ro.module.eval()
+    ro.n_classes = n_classes
+    return ro
+
+
+# ------------------------------------------------------------------------------------ data
+def event_digit_inputs(seed: int = 0, n_train: int | None = None, n_test: int | None = None, crop: int = 16,
+                       n_bins: int = 50):
+    """(x_train, y_train, x_test, y_test) of the event-digits set binned for the LSM."""
+    from ...data.event_digits import load_event_digits, to_spike_tensor
+
+    d = load_event_digits(seed=seed, n_train=n_train, n_test=n_test)
+    return (to_spike_tensor(d.train, crop, n_bins), d.train.labels, to_spike_tensor(d.test, crop, n_bins), d.test.labels)
+
+
+DATASETS = ("event-digits",)
+
+
+# ------------------------------------------------------------------------------------ sweep
+def device_sweep(reservoir: Reservoir, data, params: dict, seeds: int = 3, base: DeviceConfig | None = None,
+                 mode: str = "programmed", readout: str = "ridge", bins: int = 1, progress=None) -> dict:
+    """Accuracy vs each device parameter, one parameter at a time from ``base`` (default:
+    the reservoir's device config made ideal), ``seeds`` device seeds per point (the
+    programming and read noise change with the seed; the reservoir and the readout's
+    training seed do not, so a noiseless point has zero spread).
+
+    Returns ``{"base": ..., "mode": ..., "params": {name: [{"value", "accuracy": [per
+    seed], "mean", "std"}]}}``."""
+    xtr, ytr, xte, yte = data
+    base = base or reservoir.device_config.ideal()
+    out = {"base": base.to_dict(), "mode": mode, "readout": readout, "seeds": seeds, "params": {}}
+    total = sum(len(v) for v in params.values()) * seeds
+    done = 0
+    for name, values in params.items():
+        rows = []
+        for value in values:
+            cfg = base.replace(**{name: value})
+            accs = []
+            for s in range(seeds):
+                res, _ = evaluate(reservoir, xtr, ytr, xte, yte, variants=("rram",), readout=readout, bins=bins,
+                                  rram_config=cfg, mode=mode, seed=s, baseline=False, readout_seed=0)
+                accs.append(res.accuracy["rram"])
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            rows.append({"value": value, "accuracy": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs))})
+        out["params"][name] = rows
+    return out
+
+
+def parse_param(text: str):
+    """``name=v1,v2,...`` → (name, [values]) typed by the DeviceConfig field
+    (``none`` = None for levels/adc_bits/dac_bits)."""
+    from dataclasses import fields as dc_fields
+
+    name, sep, vals = text.partition("=")
+    name = name.strip()
+    known = {f.name: f for f in dc_fields(DeviceConfig)}
+    if not sep or not vals.strip():
+        raise InputError(f"--param {text!r}: expected name=v1,v2,... (e.g. read_noise=0,0.02,0.05)")
+    if name not in known or name in ("adc_range",):
+        raise InputError(f"--param {text!r}: unknown device parameter {name!r} (known: {', '.join(k for k in known if k != 'adc_range')})")
+    ints = {"levels", "slices", "adc_bits", "dac_bits", "array_rows", "array_cols"}
+    out = []
+    for v in vals.split(","):
+        v = v.strip()
+        if v.lower() == "none" and name in ("levels", "adc_bits", "dac_bits"):
+            out.append(None)
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            raise InputError(f"--param {text!r}: {v!r} is not a number") from None
+        if name in ints:
+            if f != int(f):
+                raise InputError(f"--param {text!r}: {name} takes integers, got {v!r}")
+            out.append(int(f))
+        elif name == "programming_noise_state_dependent":
+            out.append(bool(f))
+        else:
+            out.append(f)
+    try:
+        for v in out:
+            DeviceConfig().ideal().replace(**{name: v})
+    except InputError as exc:
+        raise InputError(f"--param {text!r}: {exc}") from None
+    return name, out

@@ -1,0 +1,190 @@
+"""LSM: the paper's LIF on the graph, ideal RRAM = software, readouts vs independent
+implementations (sklearn, onnxruntime), accuracy of software vs RRAM vs input-only."""
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.data.event_digits import load_event_digits, to_spike_tensor
+from neurodeploy.targets.rram.device import DeviceConfig
+from neurodeploy.targets.rram.lsm import (
+    LSMConfig, MLPReadout, Reservoir, RidgeReadout, evaluate,
+)
+
+
+def inputs(b=6, t=50, n=256, p=0.25, seed=0):
+    return (torch.rand(b, t, n, generator=torch.Generator().manual_seed(seed)) < p).float()
+
+
+def test_graph_is_the_papers_lif():
+    """Reference run of the reservoir graph vs an independent loop of
+    v ← 0.9 v + W_in x + W_rec z(t−1); z = v > 5; reset to 0."""
+    r = Reservoir(LSMConfig(n_neurons=50))
+    x = inputs()
+    z_ref, _ = r.run(x)
+    w = r.weights()
+    win, wrec = torch.tensor(w["w_in"], dtype=torch.float64), torch.tensor(w["w_rec"], dtype=torch.float64)
+    v = torch.zeros(6, 50, dtype=torch.float64)
+    z = torch.zeros_like(v)
+    out = []
+    for t in range(50):
+        v = 0.9 * v + x[:, t].double() @ win.T + z @ wrec.T
+        z = (v > 5.0).double()
+        v = torch.where(z > 0, torch.zeros_like(v), v)
+        out.append(z)
+    z_mine = torch.stack(out, 1).float()
+    assert z_ref.sum() > 50
+    assert float((z_ref != z_mine).float().mean()) < 2e-3  # float32 vs float64 rounding only
+    lif = r.graph.nodes["lif"]
+    assert np.allclose(1 - r.config.dt / lif.tau, 0.9) and np.all(lif.v_threshold == 5.0)
+    assert ("lif", "w_rec") in r.graph.delayed
+
+
+def test_reservoir_weights_from_breakdown_generator():
+    c = LSMConfig(n_neurons=300, input_density=0.1, recurrent_density=0.05)
+    r = Reservoir(c)
+    w = r.weights()
+    nz_in = float((w["w_in"] != 0).mean())
+    assert 0.15 < nz_in < 0.21  # 1 − (1 − ~0.098)²
+    assert float((w["w_rec"] != 0).mean()) < 0.11
+    assert np.all(np.diag(w["w_rec"]) == 0)
+    assert np.abs(w["w_in"]).max() <= c.input_scale
+    assert abs(float(w["w_in"].mean())) < 0.02
+    r2 = Reservoir(c)
+    assert np.array_equal(r.weights()["w_in"], r2.weights()["w_in"])
+    assert not np.array_equal(w["w_in"], Reservoir(LSMConfig(n_neurons=300, seed=1)).weights()["w_in"])
+
+
+def test_excitatory_inhibitory_columns():
+    r = Reservoir(LSMConfig(n_neurons=100, excitatory_fraction=0.8))
+    w = r.weights()["w_rec"]
+    assert np.all(w[:, :80] >= 0) and np.all(w[:, 80:] <= 0)
+    assert abs(w.sum()) < 0.1 * np.abs(w).sum()  # balanced
+
+
+def test_ideal_formed_rram_equals_software_spike_for_spike():
+    r = Reservoir(LSMConfig(n_neurons=120))
+    x = inputs(8)
+    a, _ = r.run(x, target="reference")
+    b, counts = r.run(x, target="rram", config=DeviceConfig.from_profile().ideal())
+    assert a.sum() > 100 and torch.equal(a, b)
+    assert counts["w_in"]["array_reads"] > 0 and counts["w_rec"]["tiles"] == 1
+
+
+def test_sparse_recurrent_path_for_small_fan_in():
+    r = Reservoir(LSMConfig(n_neurons=400, recurrent_density=0.02))
+    prog = r.compile("rram", config=DeviceConfig.from_profile().ideal())
+    assert prog.crossbars["w_rec"].sparse and not prog.crossbars["w_in"].sparse
+    x = inputs(4)
+    a, _ = r.run(x)
+    b = prog.run(x).output
+    assert a.sum() > 0 and float((a != b).float().mean()) < 1e-3
+
+
+def test_ridge_matches_sklearn():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    x = rng.poisson(3.0, (200, 30)).astype(np.float32)
+    y = rng.integers(0, 4, 200)
+    ro = RidgeReadout(alpha=5.0).fit(x, y, 4)
+    mean, std = x.mean(0), x.std(0)
+    sk = Ridge(alpha=5.0).fit((x - mean) / std, np.eye(4)[y])
+    np.testing.assert_allclose(ro.scores(x), sk.predict((x - mean) / std), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "mlp"])
+def test_onnx_export_matches_onnxruntime(tmp_path, kind):
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(1)
+    x = rng.poisson(2.0, (150, 40)).astype(np.float32)
+    y = (x[:, :5].sum(1) > 10).astype(np.int64) + (x[:, 5:10].sum(1) > 10)
+    ro = (RidgeReadout() if kind == "ridge" else MLPReadout(epochs=50)).fit(x, y, 3)
+    path = ro.export_onnx(tmp_path / "readout.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scores = sess.run(["scores"], {"features": x})[0]
+    np.testing.assert_allclose(scores, ro.scores(x), rtol=1e-4, atol=1e-4)
+    assert np.array_equal(scores.argmax(1), ro.predict(x))
+
+
+def test_reservoir_save_load(tmp_path):
+    r = Reservoir(LSMConfig(n_neurons=30, excitatory_fraction=0.5))
+    r.save(tmp_path / "res")
+    q = Reservoir.load(tmp_path / "res")
+    assert q.config == r.config and q.device_config == r.device_config
+    for k in ("w_in", "w_rec"):
+        assert np.array_equal(q.weights()[k], r.weights()[k])
+
+
+# ---------------------------------------------------------------------------------- accuracy
+ACC_CONFIG = LSMConfig(n_neurons=1000, input_density=0.05, recurrent_density=0.02)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_event_digits(seed=0)
+    return to_spike_tensor(d.train), d.train.labels, to_spike_tensor(d.test), d.test.labels
+
+
+def test_software_vs_rram_accuracy_and_reservoir_beats_input_only(digits):
+    """Event digits (1347 train / 450 test): the RRAM reservoir (default rram_40nm read
+    noise, 8-bit ADC on its formed conductances) is within 1.5 pp of software, and both
+    beat the same ridge readout on the raw binned input by > 3 pp."""
+    xtr, ytr, xte, yte = digits
+    res, readouts = evaluate(Reservoir(ACC_CONFIG), xtr, ytr, xte, yte, bins=1)
+    acc = res.accuracy
+    assert abs(acc["software"] - acc["rram"]) <= 0.015, acc
+    assert acc["software"] > acc["input_only"] + 0.03, acc
+    assert acc["rram"] > acc["input_only"] + 0.03, acc
+    assert acc["software"] > 0.9
+    assert res.counts["rram"]["w_in"]["adc_conversions"] > 0
+
+
+# ---------------------------------------------------------------------------------- sweep / CLI
+def test_sweep_read_noise_trend_is_monotone():
+    from neurodeploy.targets.rram.lsm import device_sweep, event_digit_inputs
+
+    data = event_digit_inputs(seed=0, n_train=300, n_test=200)
+    out = device_sweep(Reservoir(LSMConfig(n_neurons=200)), data, {"read_noise": [0.0, 0.5, 2.0]}, seeds=2)
+    means = [r["mean"] for r in out["params"]["read_noise"]]
+    assert means[0] > means[1] > means[2], means
+    assert means[0] - means[2] > 0.1
+    assert out["params"]["read_noise"][0]["std"] == 0.0  # no noise: the seed does not matter
+
+
+def test_parse_param():
+    from neurodeploy.errors import InputError
+    from neurodeploy.targets.rram.lsm import parse_param
+
+    assert parse_param("levels=4,8,none") == ("levels", [4, 8, None])
+    assert parse_param("read_noise=0,0.02") == ("read_noise", [0.0, 0.02])
+    for bad in ("bogus=1", "levels=2.5", "read_noise=a", "read_noise", "levels=1", "stuck_on=2"):
+        with pytest.raises(InputError):
+            parse_param(bad)
+
+
+def test_cli_lsm_train_eval_and_sweep(tmp_path, capsys):
+    import json
+
+    from neurodeploy.cli import main
+
+    d = tmp_path / "lsm"
+    assert main(["lsm", "train", "--data", "event-digits", "--neurons", "60", "--hardware", "rram_40nm",
+                 "--n-train", "120", "--n-test", "60", "-o", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "software accuracy" in out and "RRAM accuracy" in out
+    meta = json.loads((d / "results.json").read_text())
+    assert (d / "readout_rram.onnx").exists() and (d / "rram_program" / "program.json").exists()
+    assert main(["lsm", "eval", str(d), "--json"]) == 0
+    acc = json.loads(capsys.readouterr().out)["accuracy"]
+    for k in ("software", "rram", "input_only"):  # seeded: eval reproduces training's test accuracy
+        assert acc[k] == pytest.approx(meta["accuracy"][k])
+    assert main(["lsm", "train", "-o", str(d)]) == 2  # not empty
+    assert "not empty" in capsys.readouterr().err
+    s = tmp_path / "sweep"
+    assert main(["-q", "sweep", "--param", "read_noise=0,1.0", "--param", "levels=4,none", "--seeds", "2",
+                 "--neurons", "40", "--n-train", "80", "--n-test", "40", "-o", str(s)]) == 0
+    res = json.loads((s / "sweep.json").read_text())
+    assert set(res["params"]) == {"read_noise", "levels"} and len(res["params"]["levels"][0]["accuracy"]) == 2
+    assert (s / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["sweep", "--param", "nope=1", "-o", str(tmp_path / "x")]) == 2

@@ -1,0 +1,187 @@
+"""Crossbar: tiling, ADC, DAC, read noise and IR drop against independent numpy models."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurodeploy.targets.rram import device as dev
+from neurodeploy.targets.rram.crossbar import Crossbar, conv_padding, unfold_input
+from neurodeploy.targets.rram.device import DeviceConfig
+
+IDEAL = DeviceConfig().ideal()
+
+
+def weights(out=13, inp=37, seed=0):
+    return torch.tensor(np.random.default_rng(seed).normal(0, 1, (out, inp)), dtype=torch.float32)
+
+
+def spikes(n, inp, p=0.3, seed=0):
+    return (torch.rand(n, inp, generator=torch.Generator().manual_seed(seed)) < p).float()
+
+
+def test_ideal_crossbar_is_exact_gemm():
+    w = weights()
+    xb = Crossbar.program(w, IDEAL.replace(array_rows=8, array_cols=6), dev.make_generator(0))
+    x = spikes(50, 37)
+    assert xb.fast and xb.tiles == 5 * 5
+    assert torch.equal(xb(x), F.linear(x, w))
+    assert torch.equal(xb.weight, w)
+
+
+def test_adc_per_tile_matches_numpy_model():
+    w = weights()
+    cfg = IDEAL.replace(array_rows=8, array_cols=6, adc_bits=5, adc_range=0.4)
+    xb = Crossbar.program(w, cfg, dev.make_generator(0))
+    x = spikes(40, 37, p=0.5, seed=1)
+    y = xb(x).numpy()
+    # independent model: 5 row tiles of 8 inputs, each (tile) digitized with its own range
+    wn, xn = w.numpy().astype(np.float64), x.numpy().astype(np.float64)
+    expect = np.zeros((40, 13))
+    n = 2 ** 4 - 1
+    sat = 0
+    for t in range(5):
+        sl = slice(8 * t, min(8 * t + 8, 37))
+        part = xn[:, sl] @ wn[:, sl].T
+        full = max(np.abs(wn[c0:c0 + 3, sl]).sum(1).max() for c0 in range(0, 13, 3))
+        lsb = 0.4 * full / n
+        code = np.round(part / lsb)
+        sat += int(((np.abs(code) > n) & (xn[:, sl].any(1))[:, None]).sum())
+        expect += np.clip(code, -n, n) * lsb
+    np.testing.assert_allclose(y, expect, rtol=1e-5, atol=1e-5)
+    assert xb.counts()["adc_saturations"] == sat > 0
+
+
+def test_read_noise_column_statistics_match_per_device_monte_carlo():
+    """Sampling the column noise from sqrt(Σ x² G²) equals reading every device with
+    its own N(0, σ) in distribution: compare mean and std over many reads."""
+    w = weights(4, 30, seed=2)
+    cfg = IDEAL.replace(read_noise=0.05, g_min=2e-6)
+    xb = Crossbar.program(w, cfg, dev.make_generator(0))
+    xb.generator = dev.make_generator(1)
+    x = spikes(1, 30, p=0.5, seed=3).repeat(20_000, 1)
+    y = xb(x).double()
+    gp, gn = xb.conductances()
+    g = torch.Generator().manual_seed(5)
+    reads = 20_000
+    npn = lambda: 1 + 0.05 * torch.randn(reads, *gp.shape, generator=g, dtype=torch.float64)  # noqa: E731
+    mc = ((x[:1].double()[:, None, :] * (gp * npn() - gn * npn())).sum(-1)) * xb.scale
+    torch.testing.assert_close(y.mean(0), mc.mean(0), atol=4 * float(mc.std(0).max()) / math.sqrt(reads), rtol=0)
+    torch.testing.assert_close(y.std(0), mc.std(0), rtol=0.05, atol=0)
+    assert float(mc.std(0).min()) > 0
+
+
+def test_dac_quantizes_graded_inputs_only():
+    w = weights(5, 10)
+    cfg = IDEAL.replace(dac_bits=3)
+    xb = Crossbar.program(w, cfg, dev.make_generator(0))
+    xs = spikes(7, 10, p=0.5)
+    assert torch.equal(xb(xs), F.linear(xs, w))  # spikes: no DAC
+    xg = torch.rand(7, 10, generator=torch.Generator().manual_seed(0))
+    xmax = xg.abs().amax(1, keepdim=True)
+    xq = torch.round(xg / xmax * 3) * (xmax / 3)
+    torch.testing.assert_close(xb(xg), F.linear(xq, w), rtol=1e-5, atol=1e-5)
+    assert xb.counts()["dac_conversions"] == 70
+
+
+def test_ir_drop_attenuates_and_vanishes_at_zero_resistance():
+    w = weights(8, 64).abs()
+    x = torch.ones(1, 64)
+    y0 = Crossbar.program(w, IDEAL, dev.make_generator(0))(x)
+    ys = [Crossbar.program(w, IDEAL.replace(wire_resistance=r), dev.make_generator(0))(x) for r in (1.0, 5.0, 20.0)]
+    assert torch.equal(Crossbar.program(w, IDEAL.replace(wire_resistance=0.0), dev.make_generator(0))(x), y0)
+    assert bool((ys[0] < y0).all() and (ys[1] < ys[0]).all() and (ys[2] < ys[1]).all())
+    # first-order check of one cell: G/(1 + G R)
+    xb = Crossbar.program(w, IDEAL.replace(wire_resistance=5.0), dev.make_generator(0))
+    gp, _ = xb.conductances()
+    R = 5.0 * ((2 * 0 + 1) + (xb.rows - 0))
+    assert float(xb.weight64[0, 0]) == pytest.approx(float(gp[0, 0] / (1 + gp[0, 0] * R)) * xb.scale, rel=1e-12)
+
+
+def test_sparse_path_equals_dense():
+    w = weights(100, 120)
+    w[torch.rand(w.shape, generator=torch.Generator().manual_seed(0)) < 0.95] = 0
+    x = spikes(16, 120, p=0.3)
+    xb = Crossbar.program(w, IDEAL, dev.make_generator(0), sparse=True)
+    torch.testing.assert_close(xb(x), F.linear(x, w), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding,stride,dilation", [(1, 1, 1), (0, 2, 1), ("same", 1, 2), ("valid", 1, 1)])
+def test_unfold_matches_conv2d(padding, stride, dilation):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 9, 9, generator=g)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    pads = conv_padding(padding if isinstance(padding, str) else (padding, padding), (3, 3), (dilation, dilation))
+    cols, L = unfold_input(x, (3, 3), (stride, stride), pads, (dilation, dilation))
+    ref = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
+    y = (cols @ w.reshape(4, -1).T).reshape(2, L, 4).transpose(1, 2).reshape(ref.shape)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("g_min", [0.0, 1e-6])
+def test_sparse_noisy_path_equals_dense_noisy_path(g_min):
+    """Same generator state → same noise draws: the sparse product with read noise and ADC
+    equals the dense one up to float rounding."""
+    w = weights(80, 100, seed=1)
+    w[torch.rand(w.shape, generator=torch.Generator().manual_seed(1)) < 0.93] = 0
+    cfg = IDEAL.replace(read_noise=0.05, adc_bits=10, g_min=g_min)
+    x = spikes(32, 100, p=0.3)
+    ys = []
+    for sparse in (False, True):
+        xb = Crossbar.program(w, cfg, dev.make_generator(0), sparse=sparse)
+        xb.generator = dev.make_generator(9)
+        ys.append(xb(x))
+    lsb = float(xb._adc_lsb.max())
+    assert float((ys[0] - ys[1]).abs().max()) <= lsb + 1e-6  # at most one ADC code apart (rounding ties)
+    assert float((ys[0] != ys[1]).float().mean()) < 0.01
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(out=st.integers(1, 40), inp=st.integers(1, 70), rows=st.integers(1, 16), cols=st.integers(2, 12),
+       seed=st.integers(0, 2**16))
+def test_ideal_tiling_is_exact_and_tiles_cover_matrix(out, inp, rows, cols, seed):
+    w = weights(out, inp, seed=seed)
+    cfg = IDEAL.replace(array_rows=rows, array_cols=cols)
+    xb = Crossbar.program(w, cfg, dev.make_generator(seed))
+    x = spikes(5, inp, p=0.5, seed=seed)
+    assert torch.equal(xb(x), F.linear(x, w))
+    assert xb.tiles == -(-inp // rows) * -(-out // (cols // 2))
+    # the per-tile path without quantization (a 24-bit ADC) sums the same products
+    xq = Crossbar.program(w, cfg.replace(adc_bits=24), dev.make_generator(seed))
+    torch.testing.assert_close(xq(x), F.linear(x, w), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("levels,slices", [(4, 3), (2, 5), (8, 2)])
+def test_bit_slicing_quantizes_to_levels_power_slices(levels, slices):
+    w = weights(20, 30, seed=4)
+    cfg = IDEAL.replace(levels=levels, slices=slices)
+    xb = Crossbar.program(w, cfg, dev.make_generator(0))
+    wmax = float(w.abs().max())
+    top = levels ** slices - 1
+    expect = torch.sign(w.double()) * torch.round(w.abs().double() / wmax * top) * wmax / top
+    torch.testing.assert_close(xb.weight64, expect, rtol=1e-12, atol=1e-12)
+    gp, gn = xb.conductances()
+    assert gp.shape == (slices, 20, 30)
+    assert len(torch.unique(gp)) <= levels and bool(((gp > 0) & (gn > 0)).sum() == 0)
+    # per-slice ADC path: a fine ADC reproduces the GEMM with the sliced weights
+    xq = Crossbar.program(w, cfg.replace(adc_bits=24, array_rows=8, array_cols=10), dev.make_generator(0))
+    x = spikes(6, 30, p=0.5)
+    torch.testing.assert_close(xq(x), F.linear(x, xq.weight), rtol=1e-5, atol=1e-4)
+    c = xq.counts()
+    reads = int((F.pad(x, (0, 2)).reshape(6, 4, 8) != 0).any(-1).sum())
+    assert c["adc_conversions"] == reads * 20 * slices
+    assert xq.tiles == 4 * -(-(20 * slices) // 5)
+
+
+def test_bit_slicing_beats_one_coarse_pair():
+    w = weights(40, 60, seed=5)
+    err = {}
+    for slices in (1, 3):
+        xb = Crossbar.program(w, IDEAL.replace(levels=4, slices=slices), dev.make_generator(0))
+        err[slices] = float((xb.weight64 - w.double()).abs().max())
+    assert err[3] < err[1] / 10
