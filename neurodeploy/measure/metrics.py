@@ -258,8 +258,8 @@ def memory_footprint(program, graph=None, *, weight_bytes: float | None = None, 
     from the Program's graph: every weight/bias element × ``weight_bytes`` and every neuron
     state variable (v, and i for Cuba models) × ``state_bytes``. Defaults: the element size
     of the Program's dtype (float32: 4) for float targets; Loihi targets 1 byte per weight
-    (8-bit mantissa) and 3 bytes per state variable (24-bit); RRAM targets 2 cells per
-    weight (differential pair) and the float dtype for the digital neuron state."""
+    (8-bit mantissa) and 3 bytes per state variable (24-bit); RRAM targets the float dtype
+    for both, plus ``cells`` = 2 per weight (differential pair) for the crossbar."""
     fn = getattr(program, "memory_footprint", None)
     if callable(fn):
         d = dict(fn())
@@ -282,7 +282,8 @@ def memory_footprint(program, graph=None, *, weight_bytes: float | None = None, 
         method = "graph: 8-bit weights, 24-bit neuron state (Loihi fixed point)"
     elif target == "rram":
         wb, sb = float(itemsize), float(itemsize)
-        method = "graph: weights as conductance pairs (cells counted), digital neuron state in the program dtype"
+        method = (f"graph: weights in the program dtype ({itemsize} bytes; on the crossbar each weight is a differential "
+                  "pair of cells, counted in 'cells'), digital neuron state in the program dtype")
     else:
         wb, sb = float(itemsize), float(itemsize)
         method = f"graph: {itemsize}-byte weights and state"

@@ -1,0 +1,186 @@
+"""``neurodeploy profile`` and ``neurodeploy compare`` (registered on the main Typer app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InputError
+
+
+def _parse_hardware_map(text: Optional[str]) -> dict:
+    """``"loihi2-emu=loihi2,rram=my.toml"`` → {target: profile}; a bare name applies to
+    every target of the matching kind (loihi profiles to Loihi targets, rram to rram)."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" in part:
+            k, _, v = part.partition("=")
+            out[k.strip()] = v.strip()
+        else:
+            out["*"] = part
+    return out
+
+
+def _readout(readout: str) -> str:
+    if readout not in ("spikes", "membrane", "auto"):
+        raise InputError(f"--readout must be spikes, membrane or auto, got {readout!r}")
+    return readout
+
+
+def _lag_text(lag) -> str:
+    """Short lag for the table: ``2``, or ``1-2`` for per-layer lags (listed in full below it)."""
+    if lag is None:
+        return "—"
+    if isinstance(lag, dict):
+        vals = sorted(set(int(v) for v in lag.values())) or [0]
+        return str(vals[0]) if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
+    return str(lag)
+
+
+def _print_summary(report: dict, c) -> None:
+    from rich.table import Table
+
+    from .report import fmt_si
+
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    short = lambda v, u: fmt_si(v, u).replace(".0 ", " ") if v is None else f"{float(fmt_si(v, u).split()[0]):.3g} {fmt_si(v, u).split()[1]}"  # noqa: E731
+    compare = report["kind"] == "compare"
+    t = Table(title=f"neurodeploy {report['kind']}: {report['inputs']['model']}")
+    cols = ["target", "status", "acc", "spikes", "E/inf", "t/inf", "profile"] + (["match", "lag"] if compare else [])
+    for col in cols:
+        t.add_column(col)
+    for s in report["summary"]:
+        row = [s["target"], s["status"], pct(s["accuracy"]),
+               "—" if s["spikes_per_sample"] is None else f"{s['spikes_per_sample']:.1f}",
+               short(s["energy_per_inference_J"], "J"), short(s["latency_per_inference_s"], "s"), s.get("hardware") or "—"]
+        if compare:
+            row += [pct(s["spike_match"]), _lag_text(s["lag"])]
+        t.add_row(*row)
+    c.print(t)
+    c.print("spikes: per inference; E/inf, t/inf: modelled energy and latency per inference on the profile; "
+            + ("match: spike-train match with the reference after the lag" if compare else ""))
+    for s in report["summary"]:
+        if s.get("reason"):
+            c.print(f"{s['target']}: {s['status']}: {s['reason']}")
+    if compare:
+        for e in report["targets"]:
+            ag = e.get("agreement")
+            if ag and e["target"] != "reference":
+                fd = ag["first_divergence"]
+                c.print(f"{e['target']}: lag {json.dumps(ag['lag'])} step(s); first divergence: "
+                        + (f"step {fd['step']} in layer {fd['layer']}" if fd else "none"))
+
+
+def _json_summary(report: dict, outdir) -> str:
+    return json.dumps({
+        "kind": report["kind"],
+        "model": report["inputs"]["model"],
+        "report": None if outdir is None else str(Path(outdir) / "report.json"),
+        "html": None if outdir is None else str(Path(outdir) / "report.html"),
+        "targets": report["summary"],
+    }, indent=1)
+
+
+def register(app: typer.Typer) -> None:
+    from .. import cli as _cli
+
+    @app.command()
+    def profile(
+        model: str = typer.Argument(..., help="A .nir file."),
+        target: str = typer.Option("reference", "--target", "-t", help="reference | loihi2-emu | lava | rram"),
+        hardware: Optional[str] = typer.Option(None, "--hardware", help="Hardware profile name or .toml (default: loihi2 for reference/Loihi targets, rram_40nm for rram)."),
+        input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional labels y."),
+        dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
+        reset: Optional[str] = typer.Option(None, help="zero | subtract (else from the file)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Directory for report.json and report.html."),
+        readout: str = typer.Option("spikes", help="Accuracy readout: spikes (most spikes) | membrane (max potential) | auto."),
+        sample: int = typer.Option(0, help="Sample whose spike raster the HTML report shows."),
+        device: str = typer.Option("cpu", help="torch device for simulated targets."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    ):
+        """Run a model on one target and write a report (metrics, energy, latency) to DIR."""
+        from .report import profile_run, render_html, write_report
+
+        readout_ = _readout(readout)
+        x, y = _cli.read_input_npz(input)
+        graph, _ = _cli.load_model(model, dt, reset)
+        if hardware is not None:
+            from ..hardware import load_profile
+
+            load_profile(hardware)  # fail early on a bad profile, before running anything
+        quiet = _cli.STATE["quiet"] or as_json
+        try:
+            if quiet:
+                report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample)
+            else:
+                with _cli.progress_bar(f"{target}: steps") as cb:
+                    report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, progress=cb)
+        except InputError as exc:
+            if "shape" in str(exc) and str(input) not in str(exc):
+                raise InputError(f"{input}: {exc}") from None
+            raise
+        write_report(output, report, render_html(report, results))
+        if as_json:
+            typer.echo(_json_summary(report, output))
+            return
+        c = _cli.console()
+        _print_summary(report, c)
+        c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
+
+    @app.command()
+    def compare(
+        model: str = typer.Argument(..., help="A .nir file."),
+        targets: str = typer.Option("reference,loihi2-emu,lava,rram", "--targets", help="Comma-separated targets (the reference is always run)."),
+        input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional labels y."),
+        hardware: Optional[str] = typer.Option(None, "--hardware", help="Profiles per target, e.g. 'loihi2-emu=loihi2,rram=rram_40nm'; a bare name or .toml applies to every target of its kind (defaults: loihi2 for reference and Loihi targets, rram_40nm for rram)."),
+        dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
+        reset: Optional[str] = typer.Option(None, help="zero | subtract (else from the file)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory for report.json and report.html (none: print only)."),
+        readout: str = typer.Option("spikes", help="Accuracy readout: spikes | membrane | auto."),
+        sample: int = typer.Option(0, help="Sample whose spike rasters the HTML report shows."),
+        device: str = typer.Option("cpu", help="torch device for simulated targets."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    ):
+        """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""
+        from ..targets.base import REGISTRY
+        from .report import compare_runs, render_html, write_report
+
+        readout_ = _readout(readout)
+        names = [t.strip() for t in targets.split(",") if t.strip()]
+        unknown = [t for t in names if t not in REGISTRY]
+        if unknown:
+            raise InputError(f"unknown target {unknown[0]!r}: choose from {', '.join(REGISTRY)}")
+        hw = _parse_hardware_map(hardware)
+        for k in hw:
+            if k != "*" and k not in names and k != "reference":
+                raise InputError(f"--hardware names target {k!r}, which is not in --targets")
+        if "*" in hw:
+            from ..hardware import load_profile
+
+            prof = load_profile(hw.pop("*"))
+            for t in ["reference", *names]:
+                if (prof.kind == "rram") == (t == "rram"):
+                    hw.setdefault(t, prof)
+        x, y = _cli.read_input_npz(input)
+        graph, _ = _cli.load_model(model, dt, reset)
+        quiet = _cli.STATE["quiet"] or as_json
+        factory = None if quiet else (lambda t: _cli.progress_bar(f"{t}: steps"))
+        report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
+                                       device=device, sample=sample, progress_factory=factory)
+        if output is not None:
+            write_report(output, report, render_html(report, results))
+        if as_json:
+            typer.echo(_json_summary(report, output))
+            return
+        c = _cli.console()
+        _print_summary(report, c)
+        if output is not None:
+            c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
