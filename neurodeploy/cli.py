@@ -244,4 +244,8 @@ _register_plugins()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m neurodeploy.cli`: run the package's module, not this __main__ copy, so the
+    # plugins (which import neurodeploy.cli) share one app and one STATE (--quiet, --debug).
+    from neurodeploy.cli import main as _main
+
+    sys.exit(_main())

@@ -147,3 +147,20 @@ def test_non_positive_dt_and_missing_input(tmp_path, model, xfile):
 def test_debug_shows_traceback(tmp_path, xfile):
     p = cli("--debug", "run", tmp_path / "missing.nir", "--input", xfile, "-o", tmp_path / "o.npz")
     assert p.returncode != 0 and "Traceback" in p.stderr and "InputError" in p.stderr
+
+
+@pytest.mark.parametrize("module", ["neurodeploy.cli", "neurodeploy"])
+def test_quiet_reaches_plugin_commands_as_a_module(tmp_path, model, xfile, module):
+    """`python -m neurodeploy[.cli] --quiet profile …` prints nothing: the plugin commands
+    share the one CLI state even when the CLI module runs as __main__."""
+    out = tmp_path / "rep"
+    base = [sys.executable, "-m", module]
+    loud = subprocess.run([*base, "profile", str(model), "--input", str(xfile), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0, loud.stderr
+    assert "report.json" in loud.stdout
+    quiet = subprocess.run([*base, "--quiet", "profile", str(model), "--input", str(xfile), "-o", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and quiet.stderr == ""
+    assert (out / "report.json").exists()
