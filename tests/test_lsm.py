@@ -116,6 +116,142 @@ def test_reservoir_save_load(tmp_path):
         assert np.array_equal(q.weights()[k], r.weights()[k])
 
 
+# ---------------------------------------------------------------------------------- sparse (fan-in)
+def _common_counts(dense, sparse):
+    """Every count of the dense run is in the sparse run's counts, with the same value."""
+    for node, c in dense.items():
+        for k, v in c.items():
+            assert sparse[node][k] == v, (node, k, sparse[node][k], v)
+
+
+@pytest.mark.parametrize("target,cfg", [
+    ("reference", None),
+    ("rram", DeviceConfig.from_profile().ideal()),
+    ("rram", DeviceConfig.from_profile()),  # formed: read noise + 8-bit ADC
+    ("rram", DeviceConfig.from_profile().ideal().replace(read_noise=0.1, adc_bits=5, g_min=2e-6, g_max=42e-6)),
+])
+def test_sparse_reservoir_equals_dense_spike_for_spike(target, cfg):
+    """The same conductances run sparse (fan-in) and dense: identical spikes and counts,
+    with the device model too (the read noise is drawn in the same order)."""
+    r = Reservoir(LSMConfig(n_neurons=150, fan_in=12))
+    d = r.dense()
+    assert r.sparse is not None and d.sparse is None
+    x = inputs(8)
+    a, ca = r.run(x, target=target, config=cfg)
+    b, cb = d.run(x, target=target, config=cfg)
+    assert 0.01 < float(a.mean()) < 0.5
+    assert torch.equal(a, b)
+    _common_counts(cb, ca)
+    assert 0 < ca["w_rec"]["stored_synaptic_events"] < ca["w_rec"]["synaptic_events"]
+    if target == "rram":
+        assert ca["w_in"]["adc_conversions"] == cb["w_in"]["adc_conversions"] > 0
+
+
+def test_graded_inputs_and_lean_dense_program_equal_graph_programs():
+    """Graded inputs (DAC on some steps) give the same spikes and counts sparse and dense;
+    a dense reservoir through the lean reservoir program (kernel="dense") equals its Graph
+    programs."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(6, 30, 256, generator=g) < 0.3).float() * torch.rand(6, 30, 256, generator=g) * 1.5
+    x[:, ::3] = (x[:, ::3] > 0).float()  # some steps binary: no DAC there
+    full = DeviceConfig.from_profile()
+    r = Reservoir(LSMConfig(n_neurons=150, fan_in=12))
+    a, ca = r.run(x, target="rram", config=full)
+    b, cb = r.dense().run(x, target="rram", config=full)
+    assert torch.equal(a, b) and ca["w_in"]["dac_conversions"] > 0
+    _common_counts(cb, ca)
+    d = Reservoir(LSMConfig(n_neurons=120))
+    for target, cfg in (("reference", None), ("rram", full)):
+        a, ca = d.run(x, target=target, config=cfg)
+        b, cb = d.run(x, target=target, config=cfg, kernel="dense")
+        assert float(a.mean()) > 0.01 and torch.equal(a, b)
+        _common_counts(ca, cb)
+
+
+def test_sparse_reservoir_fan_in_and_seeding():
+    c = LSMConfig(n_neurons=300, fan_in=20, input_density=0.1)
+    r = Reservoir(c)
+    rec, inp = r.sparse["w_rec"], r.sparse["w_in"]
+    assert tuple(rec.index.shape) == (300, 20) and tuple(inp.index.shape) == (300, c.input_k)
+    assert c.input_k == round(256 * (1 - 0.9 ** 2))  # the dense array's expected fan-in
+    idx = rec.index
+    assert bool((idx[:, 1:] > idx[:, :-1]).all())  # distinct, ascending
+    assert not bool((idx == torch.arange(300)[:, None]).any())  # no self-connections
+    w = r.weights()
+    assert np.all((w["w_rec"] != 0).sum(1) <= 20) and np.all(np.diag(w["w_rec"]) == 0)
+    assert np.abs(w["w_in"]).max() <= c.input_scale and abs(float(w["w_in"].mean())) < 0.05
+    # pair statistics of the forming model: P(both cells formed | synapse) = p²/q
+    from neurodeploy.targets.rram.sparse import cell_probability
+
+    p = cell_probability(c.input_k, 256)
+    both = float(((inp.dg_pos > 0) & (inp.dg_neg > 0)).double().mean())
+    assert abs(both - p * p / (1 - (1 - p) ** 2)) < 0.01
+    # seeded: same seed, same reservoir; another seed, another one
+    r2 = Reservoir(c)
+    assert torch.equal(r2.sparse["w_rec"].index, idx) and torch.equal(r2.sparse["w_rec"].dg_pos, rec.dg_pos)
+    r3 = Reservoir(LSMConfig(n_neurons=300, fan_in=20, seed=1))
+    assert not torch.equal(r3.sparse["w_rec"].index, idx)
+
+
+def test_sample_indices_uniform_and_distinct():
+    from neurodeploy.targets.rram.sparse import sample_indices
+
+    g = torch.Generator().manual_seed(0)
+    idx = sample_indices(20000, 10, 3, g)  # random-key path
+    freq = torch.bincount(idx.reshape(-1), minlength=10).double() / idx.numel()
+    assert float((freq - 0.1).abs().max()) < 0.01
+    big = sample_indices(2000, 20000, 40, g, exclude_self=True)  # rejection path
+    assert bool((big[:, 1:] > big[:, :-1]).all())
+    assert not bool((big == torch.arange(2000)[:, None]).any())
+    assert float(big.double().mean()) == pytest.approx(10000, rel=0.02)
+
+
+def test_sparse_gather_kernel_equals_csr():
+    r = Reservoir(LSMConfig(n_neurons=200, fan_in=15))
+    x = inputs(4)
+    a = r.compile("reference", kernel="csr").run(x).output
+    b = r.compile("reference", kernel="gather").run(x).output
+    assert a.sum() > 0 and float((a != b).float().mean()) < 1e-3
+
+
+def test_sparse_reservoir_dale_save_load_and_limits(tmp_path):
+    from neurodeploy.errors import InputError, UnsupportedError
+
+    r = Reservoir(LSMConfig(n_neurons=100, fan_in=10, excitatory_fraction=0.8))
+    w = r.weights()["w_rec"]
+    assert np.all(w[:, :80] >= 0) and np.all(w[:, 80:] <= 0)
+    r.save(tmp_path / "res")
+    q = Reservoir.load(tmp_path / "res")
+    assert q.config == r.config and q.sparse is not None
+    assert torch.equal(q.sparse["w_rec"].index, r.sparse["w_rec"].index)
+    x = inputs(2, t=20)
+    assert torch.equal(q.run(x)[0], r.run(x)[0])
+    prog = r.compile("rram", mode="programmed")  # write-verify of the stored synapses
+    assert prog.run(x).output.shape == (2, 20, 100)
+    with pytest.raises(UnsupportedError):
+        r.compile("rram", config=DeviceConfig.from_profile(wire_resistance=1.0))
+    with pytest.raises(InputError, match="fan_in"):
+        LSMConfig(n_neurons=100_000)  # a dense 1e5 × 1e5 reservoir is refused
+    with pytest.raises(InputError):
+        LSMConfig(n_neurons=10, fan_in=10)
+    big = Reservoir(LSMConfig(n_neurons=10_000, fan_in=5, input_fan_in=4))
+    with pytest.raises(InputError, match="dense"):
+        big.graph
+    assert big.run(inputs(1, t=3))[0].shape == (1, 3, 10_000)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_sparse_reservoir_cuda_matches_cpu():
+    r = Reservoir(LSMConfig(n_neurons=500, fan_in=20))
+    x = inputs(4)
+    a, ca = r.run(x)
+    b, cb = r.run(x, device="cuda")
+    assert float((a != b).float().mean()) < 1e-3
+    assert ca["lif"]["neuron_updates"] == cb["lif"]["neuron_updates"]
+    rc = Reservoir(LSMConfig(n_neurons=500, fan_in=20), device="cuda")  # drawn on the GPU, seeded
+    assert torch.equal(rc.sparse["w_rec"].index, Reservoir(LSMConfig(n_neurons=500, fan_in=20), device="cuda").sparse["w_rec"].index)
+
+
 # ---------------------------------------------------------------------------------- accuracy
 ACC_CONFIG = LSMConfig(n_neurons=1000, input_density=0.05, recurrent_density=0.02)
 

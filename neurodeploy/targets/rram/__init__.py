@@ -5,6 +5,7 @@ liquid state machine of Lin et al. (2025). See docs/rram.md.
 * :mod:`.crossbar`: tiles, ADC/DAC, read noise, IR drop;
 * :mod:`.program`: :class:`RRAMTarget` (registered as target ``rram``);
 * :mod:`.lsm`: reservoirs from the random-weight generator, readouts;
+* :mod:`.sparse`: fixed-fan-in reservoirs (sparse weights and their program, up to 1e6 neurons);
 * :mod:`.cli`: ``neurodeploy lsm train|eval`` and ``neurodeploy sweep``.
 """
 

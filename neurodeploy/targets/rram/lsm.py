@@ -16,6 +16,9 @@ digital readout.
   written by write-verify (``mode="programmed"``: levels, programming noise, faults).
 * Readouts on spike-count features: :class:`RidgeReadout` (closed form, λ picked on a
   held-out split) and :class:`MLPReadout` (torch, Adam); both export to ONNX.
+* Large reservoirs: ``LSMConfig(fan_in=K)`` draws ``K`` synapses per neuron directly in
+  sparse form (:mod:`.sparse`) and runs them with sparse products, so a million neurons
+  fit one GPU; the dense Graph is still available for small sizes (:meth:`Reservoir.dense`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ import torch
 from ...errors import InputError
 from . import device as dev
 from .device import DeviceConfig
+
+#: above this many synapses (N·(N + n_inputs)) a dense reservoir is refused: use fan_in
+MAX_DENSE_SYNAPSES = 2 ** 28
+#: sparse reservoirs up to this many neurons also have the dense Graph (weights(), graph)
+MAX_DENSE_GRAPH_NEURONS = 8192
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class LSMConfig:
     recurrent_scale: float = 2.0
     excitatory_fraction: float | None = None
     seed: int = 0
+    fan_in: int | None = None
+    input_fan_in: int | None = None
 
     def __post_init__(self):
         if self.n_inputs < 1 or self.n_neurons < 1:
@@ -61,16 +71,69 @@ class LSMConfig:
                 raise InputError(f"LSMConfig: {n} must be in (0, 1), got {getattr(self, n)}")
         if self.excitatory_fraction is not None and not 0 <= self.excitatory_fraction <= 1:
             raise InputError(f"LSMConfig: excitatory_fraction must be in [0, 1] or None, got {self.excitatory_fraction}")
+        if self.fan_in is not None and not (isinstance(self.fan_in, (int, np.integer)) and 1 <= self.fan_in <= self.n_neurons - 1):
+            raise InputError(f"LSMConfig: fan_in must be an integer in [1, n_neurons − 1] = [1, {self.n_neurons - 1}] or None, got {self.fan_in!r}")
+        if self.input_fan_in is not None:
+            if self.fan_in is None:
+                raise InputError("LSMConfig: input_fan_in needs fan_in (it only applies to sparse reservoirs)")
+            if not (isinstance(self.input_fan_in, (int, np.integer)) and 1 <= self.input_fan_in <= self.n_inputs):
+                raise InputError(f"LSMConfig: input_fan_in must be an integer in [1, n_inputs = {self.n_inputs}], got {self.input_fan_in!r}")
+        if self.fan_in is None and self.n_neurons * (self.n_neurons + self.n_inputs) > MAX_DENSE_SYNAPSES:
+            raise InputError(f"LSMConfig: a dense reservoir of {self.n_neurons} neurons needs "
+                             f"{self.n_neurons * (self.n_neurons + self.n_inputs):.3g} synapses; set fan_in (e.g. fan_in=100) "
+                             "for a sparse reservoir")
+
+    @property
+    def sparse(self) -> bool:
+        """True when weights are drawn with a fixed fan-in (``fan_in`` set)."""
+        return self.fan_in is not None
+
+    @property
+    def input_k(self) -> int:
+        """Input synapses per neuron of a sparse reservoir: ``input_fan_in``, else the
+        expected nonzero count of the dense input array, ``n_inputs·(1 − (1 − input_density)²)``."""
+        if self.input_fan_in is not None:
+            return self.input_fan_in
+        return max(1, int(round(self.n_inputs * (1 - (1 - self.input_density) ** 2))))
 
 
 class Reservoir:
     """The formed reservoir: conductance offsets ``dg[name] = (dg_pos, dg_neg)`` (S),
-    weight scales ``scale[name]`` (weight per siemens) and the Graph."""
+    weight scales ``scale[name]`` (weight per siemens) and the Graph.
 
-    def __init__(self, config: LSMConfig, device_config: DeviceConfig | None = None, dg=None):
+    With ``config.fan_in`` set the reservoir is sparse: ``sparse[name]`` holds
+    :class:`.sparse.SparseWeights` (K presynaptic indices and the formed pair of each
+    synapse per neuron), drawn on ``device`` with a generator of that device (seeded by
+    ``config.seed``; CPU and CUDA draw different, equally distributed reservoirs), ``dg`` is
+    None, and :meth:`compile` gives a :class:`.sparse.SparseReservoirProgram`. ``graph`` and
+    :meth:`weights` then densify (up to :data:`MAX_DENSE_GRAPH_NEURONS` neurons)."""
+
+    def __init__(self, config: LSMConfig, device_config: DeviceConfig | None = None, dg=None, sparse=None,
+                 device="cpu"):
         self.config = config
         self.device_config = device_config or DeviceConfig.from_profile()
         c, dc = config, self.device_config
+        self.scale = {"w_in": c.input_scale / dc.window, "w_rec": c.recurrent_scale / dc.window}
+        self.sparse = None
+        self._graph = None
+        if c.sparse:
+            from .sparse import SparseWeights, dale, sparse_random_weights
+
+            if sparse is None:
+                gen = dev.make_generator(c.seed, device)
+                sparse = {
+                    "w_in": sparse_random_weights(c.n_neurons, c.n_inputs, c.input_k, dc, gen, device),
+                    "w_rec": sparse_random_weights(c.n_neurons, c.n_neurons, c.fan_in, dc, gen, device, exclude_self=True),
+                }
+                if c.excitatory_fraction is not None:
+                    sparse["w_rec"] = dale(sparse["w_rec"], int(round(c.excitatory_fraction * c.n_neurons)))
+            else:
+                sparse = {k: SparseWeights(torch.as_tensor(w.index, dtype=torch.int64), torch.as_tensor(w.dg_pos, dtype=torch.float64),
+                                           torch.as_tensor(w.dg_neg, dtype=torch.float64), int(w.n_pre)).to(device)
+                          for k, w in sparse.items()}
+            self.sparse = sparse
+            self.dg = None
+            return
         if dg is None:
             gen = dev.make_generator(c.seed)
             dg = {
@@ -83,8 +146,32 @@ class Reservoir:
             if c.excitatory_fraction is not None:
                 dg["w_rec"] = self._dale(dg["w_rec"], gen)
         self.dg = {k: (torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)) for k, (a, b) in dg.items()}
-        self.scale = {"w_in": c.input_scale / dc.window, "w_rec": c.recurrent_scale / dc.window}
-        self.graph = self._graph()
+        self._graph = self._build_graph()
+
+    @property
+    def graph(self):
+        """The reservoir as a neurodeploy Graph (dense Linear weights)."""
+        if self._graph is None:
+            self._graph = self._build_graph()
+        return self._graph
+
+    def _dense_dg(self):
+        if self.sparse is None:
+            return self.dg
+        n = self.config.n_neurons
+        if n > MAX_DENSE_GRAPH_NEURONS:
+            raise InputError(f"sparse reservoir of {n} neurons: no dense form above {MAX_DENSE_GRAPH_NEURONS} neurons "
+                             "(run it with Reservoir.run / compile, which stay sparse)")
+        return {k: tuple(t.cpu() for t in w.to_dense()) for k, w in self.sparse.items()}
+
+    def dense(self) -> "Reservoir":
+        """The same reservoir (same conductances) in dense form: a Reservoir without
+        ``fan_in`` whose Graph, programs and runs are the dense ones."""
+        if self.sparse is None:
+            return self
+        from dataclasses import replace
+
+        return Reservoir(replace(self.config, fan_in=None, input_fan_in=None), self.device_config, dg=self._dense_dg())
 
     def _dale(self, pair, gen):
         """E/I: presynaptic neuron j is excitatory for j < n_E (all its outgoing weights ≥ 0),
@@ -107,9 +194,9 @@ class Reservoir:
     def weights(self) -> dict[str, np.ndarray]:
         """Ideal (software) weights ``s·(ΔG+ − ΔG−)``, float32 — what the RRAM target
         realizes exactly with an ideal device config."""
-        return {k: ((gp - gn) * self.scale[k]).to(torch.float32).numpy() for k, (gp, gn) in self.dg.items()}
+        return {k: ((gp - gn) * self.scale[k]).to(torch.float32).numpy() for k, (gp, gn) in self._dense_dg().items()}
 
-    def _graph(self):
+    def _build_graph(self):
         from ...graph import load
 
         c = self.config
@@ -132,9 +219,19 @@ class Reservoir:
 
     # --------------------------------------------------------------------------------
     def compile(self, target: str = "reference", mode: str = "formed", config: DeviceConfig | None = None,
-                seed: int | None = None, device: str = "cpu"):
-        """A Program of the reservoir on ``target`` ("reference" or "rram")."""
+                seed: int | None = None, device: str = "cpu", kernel: str | None = None):
+        """A Program of the reservoir on ``target`` ("reference" or "rram").
+
+        Dense reservoirs compile their Graph (the reference / RRAM target programs) unless
+        ``kernel="dense"`` asks for the lean reservoir program (:class:`.sparse.SparseReservoirProgram`:
+        one GEMM per layer and step, counts taken in bulk). Sparse reservoirs always give
+        the reservoir program, ``kernel`` "csr" (default), "gather" (bitwise reproducible on
+        CUDA) or "dense" (small N)."""
         seed = self.config.seed if seed is None else seed
+        if self.sparse is not None or kernel is not None:
+            from .sparse import SparseReservoirProgram
+
+            return SparseReservoirProgram(self, target, mode, config, seed, device, kernel=kernel or "auto")
         if target == "reference":
             from ..reference import ReferenceTarget
 
@@ -151,10 +248,11 @@ class Reservoir:
             return RRAMTarget().compile(self.graph, config=cfg, seed=seed, device=device)
         raise InputError(f"LSM: mode must be 'formed' or 'programmed', got {mode!r}")
 
-    def run(self, x, target="reference", mode="formed", config=None, seed=None, batch_size=512, device="cpu"):
+    def run(self, x, target="reference", mode="formed", config=None, seed=None, batch_size=512, device="cpu",
+            kernel=None):
         """Reservoir spikes (B, T, N) for inputs ``x`` (B, T, n_inputs), in batches, plus the
-        summed event counts."""
-        prog = self.compile(target, mode, config, seed, device)
+        summed event counts (``kernel``: see :meth:`compile`)."""
+        prog = self.compile(target, mode, config, seed, device, kernel)
         x = torch.as_tensor(x, dtype=torch.float32)
         outs, counts = [], {}
         for i in range(0, x.shape[0], batch_size):
@@ -169,7 +267,10 @@ class Reservoir:
     def save(self, path):
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
-        arrays = {f"{k}/{s}": t.numpy() for k, (gp, gn) in self.dg.items() for s, t in (("dg_pos", gp), ("dg_neg", gn))}
+        if self.sparse is not None:
+            arrays = {f"{k}/{s}": getattr(w, s).cpu().numpy() for k, w in self.sparse.items() for s in ("index", "dg_pos", "dg_neg")}
+        else:
+            arrays = {f"{k}/{s}": t.numpy() for k, (gp, gn) in self.dg.items() for s, t in (("dg_pos", gp), ("dg_neg", gn))}
         np.savez_compressed(d / "reservoir.npz", **arrays)
         (d / "reservoir.json").write_text(json.dumps({"lsm": asdict(self.config), "device": self.device_config.to_dict()}, indent=2))
 
@@ -178,8 +279,16 @@ class Reservoir:
         d = Path(path)
         meta = json.loads((d / "reservoir.json").read_text())
         data = np.load(d / "reservoir.npz")
+        config = LSMConfig(**meta["lsm"])
+        if config.sparse:
+            from .sparse import SparseWeights
+
+            n_pre = {"w_in": config.n_inputs, "w_rec": config.n_neurons}
+            sp = {k: SparseWeights(*(torch.as_tensor(data[f"{k}/{s}"]) for s in ("index", "dg_pos", "dg_neg")), n_pre[k])
+                  for k in ("w_in", "w_rec")}
+            return cls(config, DeviceConfig(**meta["device"]), sparse=sp)
         dg = {k: (data[f"{k}/dg_pos"], data[f"{k}/dg_neg"]) for k in ("w_in", "w_rec")}
-        return cls(LSMConfig(**meta["lsm"]), DeviceConfig(**meta["device"]), dg=dg)
+        return cls(config, DeviceConfig(**meta["device"]), dg=dg)
 
 
 # ------------------------------------------------------------------------------------ features

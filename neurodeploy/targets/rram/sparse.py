@@ -1,0 +1,507 @@
+r"""Large reservoirs with a fixed fan-in: weights stored per postsynaptic neuron (``K``
+presynaptic indices and the formed conductance pair of each synapse) and simulated with
+sparse products, never as an N × N matrix.
+
+* :class:`SparseWeights`: one layer, ``index`` (n_post, K) presynaptic indices (distinct,
+  ascending per row) and ``dg_pos``/``dg_neg`` (n_post, K) conductance offsets above
+  ``g_min`` (S); the weight of synapse ``(j, k)`` is ``scale·(dg_pos − dg_neg)``, every
+  other weight is 0 (both cells at ``g_min``).
+* :func:`sparse_random_weights`: the forming model of :func:`.device.random_weights`
+  restricted to ``K`` synapses per neuron. Each neuron's ``K`` presynaptic partners are a
+  uniformly random ``K``-subset; each synapse is a differential pair of which at least one
+  cell broke down, with the pair statistics of a dense array whose cells break down with
+  probability ``p``, ``1 − (1 − p)² = K / n_candidates`` (so the expected fan-in of the
+  dense array is ``K``): both cells formed with probability ``p²/q``, only ``G+`` or only
+  ``G−`` with ``p(1 − p)/q`` each (``q = 1 − (1 − p)²``); a formed cell has
+  ``clip(N(0.5, 0.25)·W, 0, W)`` as in :func:`.device.formed_conductances`.
+* :class:`SparseReservoirProgram`: a reservoir (``input → w_in → lif ⇄ w_rec``) run on the
+  reference semantics or on the RRAM device model, state kept neuron-major ``(N, batch)``,
+  one product per layer and step (CSR with 32-bit indices; a gather over ``(N, K, batch)``,
+  bitwise deterministic on CUDA; or one dense GEMM, also for dense reservoirs), the same
+  LIF step function as every target (:mod:`...dynamics`), event counts in bulk after the
+  time loop. cuSPARSE's CSR product is not bitwise deterministic on CUDA.
+
+Non-idealities on the sparse path (target ``"rram"``):
+
+* applied: read noise (per column and read, ``σ_r s sqrt(Σ x²(G+² + G−²))``, the cells at
+  ``g_min`` outside the stored synapses included), ADC (signed mid-tread, range
+  ``adc_range × max_j Σ_k |W_jk|`` as the dense crossbar), DAC for graded inputs, drift of
+  the stored cells; in ``mode="programmed"`` write-verify of the stored synapses (levels,
+  programming noise, device-to-device bounds, stuck-at faults of those cells).
+* not applied: IR drop (``wire_resistance > 0`` is refused: it depends on the cell's
+  position in a tile); bit slicing (``slices > 1`` in programmed mode is refused); faults
+  and drift of the cells *outside* the stored synapses (a stuck-on cell there would add a
+  full-scale synapse; with ``g_min = 0`` those cells read exactly 0 otherwise); the ADC
+  digitizes each neuron's whole column sum once, which is what the dense crossbar does when
+  the layer fits one row tile (``n_pre ≤ array_rows``) — larger dense layers digitize each
+  row tile's partial sum.
+
+Event counts are those of the dense path on the same weights (the layer laid out on
+crossbar tiles as :mod:`.crossbar` does): ``synaptic_events`` (nonzero input × n_post),
+``dense_synops``, ``array_reads``, ``rows_activated``, ``cell_reads``, ``adc_conversions``,
+``dac_conversions``, ``adc_saturations``, ``tiles``; plus ``stored_synaptic_events``
+(nonzero input × the synapses it actually drives).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+
+import nir
+import numpy as np
+import torch
+
+from ...errors import InputError, UnsupportedError
+from ..base import RunResult, as_inputs
+from . import device as dev
+from .device import DeviceConfig
+
+#: below this many candidates per row (or when duplicates would be frequent) the
+#: K-subsets are drawn as the top K of random keys instead of by rejection
+_KEYS_MAX_CANDIDATES = 4096
+_KERNELS = ("auto", "csr", "gather", "dense")
+
+
+# ------------------------------------------------------------------------------------ weights
+@dataclass
+class SparseWeights:
+    """One fixed-fan-in layer: ``index`` (n_post, K) int64 presynaptic indices, distinct and
+    ascending per row; ``dg_pos``/``dg_neg`` (n_post, K) float64 conductance offsets (S)."""
+
+    index: torch.Tensor
+    dg_pos: torch.Tensor
+    dg_neg: torch.Tensor
+    n_pre: int
+
+    @property
+    def n_post(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.index.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.index.device
+
+    def to(self, device) -> "SparseWeights":
+        return SparseWeights(self.index.to(device), self.dg_pos.to(device), self.dg_neg.to(device), self.n_pre)
+
+    def to_dense(self):
+        """The same conductance offsets as dense (n_post, n_pre) float64 arrays (zeros off
+        the stored synapses)."""
+        shape = (self.n_post, self.n_pre)
+        gp = torch.zeros(shape, dtype=torch.float64, device=self.device).scatter_(1, self.index, self.dg_pos)
+        gn = torch.zeros(shape, dtype=torch.float64, device=self.device).scatter_(1, self.index, self.dg_neg)
+        return gp, gn
+
+    def out_degree(self) -> torch.Tensor:
+        """Stored synapses driven by each presynaptic element (n_pre,)."""
+        return torch.bincount(self.index.reshape(-1), minlength=self.n_pre)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.index, self.dg_pos, self.dg_neg))
+
+
+def sample_indices(n_post: int, n_pre: int, k: int, gen: torch.Generator, device="cpu",
+                   exclude_self: bool = False) -> torch.Tensor:
+    """(n_post, k) int64: for each row a uniformly random k-subset of ``range(n_pre)``
+    (without the row's own index when ``exclude_self``), ascending. Small candidate sets:
+    the top k of random keys (in row chunks); large ones: k draws with replacement, rows
+    with a repeat redrawn whole (rejection, so the subset stays uniform)."""
+    m = n_pre - 1 if exclude_self else n_pre
+    if not 1 <= k <= m:
+        raise InputError(f"fan-in {k} must be in [1, {m}] ({n_pre} presynaptic elements{', no self-connections' if exclude_self else ''})")
+    if m <= _KEYS_MAX_CANDIDATES or k * k > 0.2 * m:
+        rows = max(1, (1 << 24) // m)
+        parts = []
+        for r0 in range(0, n_post, rows):
+            keys = torch.rand((min(rows, n_post - r0), m), generator=gen, device=device)
+            parts.append(keys.topk(k, dim=1).indices)
+        idx = torch.cat(parts).sort(1).values
+    else:
+        idx = torch.randint(0, m, (n_post, k), generator=gen, device=device).sort(1).values
+        bad = (idx[:, 1:] == idx[:, :-1]).any(1).nonzero().reshape(-1)
+        while bad.numel():  # expected fraction of rows ≈ k²/(2m) ≤ 10 %, shrinking geometrically
+            new = torch.randint(0, m, (bad.numel(), k), generator=gen, device=device).sort(1).values
+            idx[bad] = new
+            bad = bad[(new[:, 1:] == new[:, :-1]).any(1)]
+    if exclude_self:  # candidates 0..n−2 → skip the row's own index (keeps the order)
+        idx = idx + (idx >= torch.arange(n_post, device=idx.device)[:, None])
+    return idx.to(torch.int64)
+
+
+def cell_probability(fan_in: int, candidates: int) -> float:
+    """Per-cell breakdown probability ``p`` whose dense array has ``fan_in`` expected
+    nonzero weights per row: ``1 − (1 − p)² = fan_in / candidates``."""
+    d = min(max(fan_in / candidates, 0.0), 1.0)
+    return 1.0 - math.sqrt(1.0 - d)
+
+
+def formed_pairs(shape, p: float, config: DeviceConfig, gen: torch.Generator, device="cpu",
+                 g_mean: float = dev.FORMED_G_MEAN, g_std: float = dev.FORMED_G_STD):
+    """(dg_pos, dg_neg) of differential pairs conditioned on at least one formed cell, for
+    cells that break down with probability ``p`` (see the module docstring)."""
+    kw = dict(dtype=torch.float64, device=device)
+    q = 1.0 - (1.0 - p) ** 2
+    p_both, p_one = p * p / q, p * (1.0 - p) / q
+    u = torch.rand(shape, generator=gen, **kw)
+    pos = u < p_both + p_one  # [0, p_both): both; [p_both, p_both + p_one): G+ only; rest: G− only
+    neg = (u < p_both) | ~pos
+    g = torch.clamp((g_mean + g_std * torch.randn((2, *shape), generator=gen, **kw)) * config.window, 0.0, config.window)
+    return torch.where(pos, g[0], torch.zeros_like(g[0])), torch.where(neg, g[1], torch.zeros_like(g[1]))
+
+
+def sparse_random_weights(n_post: int, n_pre: int, fan_in: int, config: DeviceConfig, gen: torch.Generator,
+                          device="cpu", exclude_self: bool = False) -> SparseWeights:
+    """A formed random layer with ``fan_in`` synapses per postsynaptic neuron (the
+    fixed-fan-in counterpart of :func:`.device.random_weights`)."""
+    index = sample_indices(n_post, n_pre, fan_in, gen, device, exclude_self)
+    p = cell_probability(fan_in, n_pre - 1 if exclude_self else n_pre)
+    gp, gn = formed_pairs(tuple(index.shape), p, config, gen, device)
+    return SparseWeights(index, gp, gn, n_pre)
+
+
+def dale(w: SparseWeights, n_excitatory: int) -> SparseWeights:
+    """Dale's law on presynaptic columns, as the dense reservoir's ``_dale``: presynaptic
+    ``j < n_E`` excitatory (larger formed conductance on G+, scaled by n_I/n_E when that is
+    < 1), the others inhibitory (on G−, scaled by n_E/n_I when < 1)."""
+    n_i = w.n_pre - n_excitatory
+    gain = n_i / n_excitatory if n_excitatory > 0 and n_i > 0 else 1.0
+    mag = torch.maximum(w.dg_pos, w.dg_neg)
+    exc = w.index < n_excitatory
+    z = torch.zeros_like(mag)
+    return SparseWeights(w.index, torch.where(exc, mag * min(gain, 1.0), z), torch.where(exc, z, mag * min(1.0 / gain, 1.0)), w.n_pre)
+
+
+# ------------------------------------------------------------------------------------ layer
+def _csr(index: torch.Tensor, values: torch.Tensor, n_pre: int):
+    n, k = index.shape
+    itype = torch.int32 if n * k < 2 ** 31 - 1 and n_pre < 2 ** 31 - 1 else torch.int64
+    crow = torch.arange(0, n * k + 1, k, dtype=itype, device=index.device)
+    with warnings.catch_warnings():  # "sparse CSR tensor support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, index.reshape(-1).to(itype), values.reshape(-1), (n, n_pre))
+
+
+class SparseLayer:
+    """One layer's product ``y = W x`` on neuron-major vectors ``x`` (n_pre, B) → (n_post, B),
+    with the RRAM periphery when ``config`` is given (None = the ideal reference weights).
+
+    ``index`` (n_post, K) with ``w64`` (n_post, K) for a fixed-fan-in layer, or ``index=None``
+    with a dense ``w64`` (n_post, n_pre). ``kernel``: "csr" (torch.sparse CSR, 32-bit
+    indices), "gather" (``x[index]``, chunked over neurons: bitwise deterministic on CUDA)
+    or "dense" (one GEMM). Event counts are taken in bulk from all steps' inputs
+    (:meth:`count`); only ADC saturations are counted per step."""
+
+    def __init__(self, index, w64, scale, config: DeviceConfig | None, n_pre: int, dtype, device, kernel: str,
+                 g2=None):
+        self.n_pre, self.n_post = int(n_pre), int(w64.shape[0])
+        self.config = config
+        self.kernel = kernel
+        self.dtype, self.device = dtype, device
+        if index is not None:
+            index = index.to(device)
+            self.outdeg = torch.bincount(index.reshape(-1), minlength=n_pre).to(torch.float64)
+        else:
+            self.outdeg = (w64 != 0).sum(0).to(device=device, dtype=torch.float64)
+
+        def place(v64):  # per-synapse values → the kernel's operand
+            v = v64.to(device=device, dtype=dtype)
+            if index is None:
+                return v
+            if kernel == "csr":
+                return _csr(index, v, n_pre)
+            if kernel == "dense":
+                return torch.zeros((self.n_post, n_pre), dtype=dtype, device=device).scatter_(1, index, v)
+            return v
+
+        if index is None and kernel != "dense":
+            raise InputError(f"a dense reservoir layer runs with kernel='dense' only, got {kernel!r}")
+        if index is not None and kernel == "dense" and self.n_post * n_pre > 2 ** 28:
+            raise InputError(f"kernel='dense' would need a {self.n_post} × {n_pre} matrix: use 'csr' or 'gather'")
+        self.index = index if kernel == "gather" else None
+        self.w = place(w64)
+        self.noise = config is not None and config.read_noise > 0
+        if self.noise:  # per-synapse G² (weight units²) minus the two g_min cells counted for every row
+            self.c0 = float(2.0 * (config.g_min * scale) ** 2)
+            self.g2 = place(g2 - self.c0)
+        self.adc = config is not None and config.adc_bits is not None
+        if self.adc:
+            frac = 1.0 if config.adc_range == "auto" else float(config.adc_range)
+            full = w64.abs().sum(1).amax() if w64.numel() else torch.zeros((), dtype=torch.float64)
+            rng = torch.clamp(full * frac, min=torch.finfo(torch.float32).tiny)
+            self.adc_n = max(2 ** (config.adc_bits - 1) - 1, 1)
+            self.adc_lsb = (rng / self.adc_n).to(device=device, dtype=dtype)
+        if config is not None:
+            self.rows = int(config.array_rows)
+            self.row_tiles = max(1, math.ceil(self.n_pre / self.rows))
+            self.col_tiles = max(1, math.ceil(self.n_post / (int(config.array_cols) // 2)))
+        self.generator = None
+        self.reset_counts()
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiles * self.col_tiles
+
+    def nbytes(self) -> int:
+        ts = [self.outdeg] + [t for t in (self.index,) if t is not None]
+        for name in ("w", "g2"):
+            m = getattr(self, name, None)
+            if m is None:
+                continue
+            ts += [m.crow_indices(), m.col_indices(), m.values()] if m.layout == torch.sparse_csr else [m]
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    def reset_counts(self):
+        kinds = ["synaptic_events", "stored_synaptic_events"]
+        if self.config is not None:
+            kinds += ["array_reads", "rows_activated", "cell_reads", "adc_conversions", "dac_conversions", "adc_saturations"]
+        self._counts = {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in kinds}
+
+    def counts(self) -> dict:
+        return {k: int(round(float(v))) for k, v in self._counts.items()}
+
+    def count(self, xs: torch.Tensor, graded=None, binary: bool = False):
+        """Add the events of inputs ``xs`` (T, n_pre, B), all steps at once (in time
+        chunks); ``graded`` (T,) bools mark the steps whose input went through the DAC;
+        ``binary``: ``xs`` holds only 0/1 (spikes), so it is its own nonzero mask. Float32
+        partial sums stay below 2^24 (exact), totals are float64."""
+        if xs is None or xs.shape[0] == 0:
+            return
+        cnt = self._counts
+        t_all, n, b = xs.shape
+        chunk = max(1, (1 << 24) // max(1, b))
+        f64 = torch.float64
+        for t0 in range(0, t_all, chunk):
+            xc = xs[t0:t0 + chunk]
+            nz = xc if binary else xc.abs().sign()  # 0/1 of the same dtype
+            per_step_pre = nz.sum(2)  # (t, n_pre), each ≤ B
+            per_pre = per_step_pre.sum(0, dtype=f64)
+            active = per_pre.sum()
+            cnt["synaptic_events"] += active * self.n_post
+            cnt["stored_synaptic_events"] += (per_pre * self.outdeg).sum()
+            if self.config is None:
+                continue
+            pad = self.row_tiles * self.rows - self.n_pre
+            on = torch.nn.functional.pad(per_step_pre, (0, pad)) if pad else per_step_pre  # (t, rows·tiles)
+            del per_step_pre
+            on_b = torch.nn.functional.pad(nz, (0, 0, 0, pad)) if pad else nz
+            reads = (on_b.reshape(on_b.shape[0], self.row_tiles, self.rows, b).amax(2) > 0).sum().to(f64)
+            cnt["rows_activated"] += active * self.col_tiles
+            cnt["cell_reads"] += active * (2 * self.n_post)
+            cnt["array_reads"] += reads * self.col_tiles
+            cnt["adc_conversions"] += reads * self.n_post
+            if graded is not None and any(graded[t0:t0 + chunk]):
+                g = torch.as_tensor(graded[t0:t0 + chunk], dtype=f64, device=xc.device)
+                cnt["dac_conversions"] += (on.sum(1, dtype=f64) * g).sum() * self.col_tiles
+
+    def _mm(self, vals, x):
+        if self.kernel == "csr":
+            return torch.sparse.mm(vals, x)
+        if self.kernel == "dense":
+            return torch.mm(vals, x)
+        n, k = self.index.shape
+        b = x.shape[1]
+        out = torch.empty((n, b), dtype=x.dtype, device=x.device)
+        step = max(1, (1 << 26) // max(1, k * b))  # bounds the (chunk, K, B) gather
+        for s in range(0, n, step):
+            xi = x[self.index[s:s + step]]  # (c, K, B)
+            v = vals[s:s + step]
+            if x.is_cuda:
+                out[s:s + step] = (xi * v[:, :, None]).sum(1)
+            else:
+                out[s:s + step] = torch.bmm(v[:, None, :], xi)[:, 0]
+        return out
+
+    def __call__(self, x: torch.Tensor, graded: bool = False) -> torch.Tensor:
+        c = self.config
+        if c is None:
+            return self._mm(self.w, x)
+        if graded:
+            n = max(2 ** (c.dac_bits - 1) - 1, 1)
+            xmax = x.abs().amax(0, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
+            x = torch.round(x / xmax * n) * (xmax / n)
+        y = self._mm(self.w, x)
+        if self.noise:
+            x2 = x * x
+            var = self._mm(self.g2, x2)
+            if self.c0:
+                var = var + self.c0 * x2.sum(0, keepdim=True)
+            b = x.shape[1]  # drawn batch-major, as the dense crossbar draws it
+            noise = torch.randn((1, b, self.n_post), generator=self.generator, dtype=y.dtype, device=y.device)[0].T
+            y = y + c.read_noise * torch.sqrt(torch.clamp(var, min=0)) * noise
+        if self.adc:  # a read with no active row gives y = 0: never saturated
+            code = torch.round(y / self.adc_lsb)
+            self._counts["adc_saturations"] += (code.abs() > self.adc_n).sum(dtype=torch.float64)
+            y = torch.clamp(code, -self.adc_n, self.adc_n) * self.adc_lsb
+        return y
+
+
+# ------------------------------------------------------------------------------------ program
+class SparseReservoirProgram:
+    """A reservoir compiled for one target, simulated neuron-major with one product per
+    layer and step: ``"reference"`` (the ideal weights, float32) or ``"rram"``
+    (``mode="formed"``: the formed conductances read through the device model;
+    ``"programmed"``: the ideal weights written with write-verify on the stored synapses).
+    Fixed-fan-in reservoirs run with ``kernel`` "csr" (default), "gather" or "dense"; dense
+    reservoirs with "dense". ``run`` returns the same :class:`RunResult` as the Graph
+    programs (output ``(B, T, N)`` spikes; counts per node)."""
+
+    def __init__(self, reservoir, target: str = "reference", mode: str = "formed", config: DeviceConfig | None = None,
+                 seed: int = 0, device="cpu", dtype=torch.float32, kernel: str = "auto"):
+        from ..reference import _device
+
+        if target not in ("reference", "rram"):
+            raise InputError(f"LSM: target must be 'reference' or 'rram', got {target!r}")
+        if mode not in ("formed", "programmed"):
+            raise InputError(f"LSM: mode must be 'formed' or 'programmed', got {mode!r}")
+        if kernel not in _KERNELS:
+            raise InputError(f"LSM: kernel must be one of {', '.join(_KERNELS)}, got {kernel!r}")
+        sparse = reservoir.sparse is not None
+        if kernel == "auto":
+            kernel = "csr" if sparse else "dense"
+        if not sparse and kernel != "dense":
+            raise InputError(f"LSM: a dense reservoir runs with kernel='dense', got {kernel!r}")
+        self.reservoir = reservoir
+        self.target = target
+        self.mode = mode
+        self.device = _device(device)
+        self.dtype = dtype
+        self.seed = int(seed)
+        self.kernel = kernel
+        rc = reservoir.config
+        cfg = (config or reservoir.device_config) if target == "rram" else None
+        self.config = cfg
+        if cfg is not None and cfg.wire_resistance > 0:
+            raise UnsupportedError("reservoir program: IR drop (wire_resistance > 0) is not modelled on this path; "
+                                   "compile a dense reservoir without kernel, or set wire_resistance=0")
+        if cfg is not None and mode == "programmed" and cfg.slices > 1 and cfg.levels is not None:
+            raise UnsupportedError("reservoir program: bit slicing (slices > 1) is not modelled on this path")
+        if sparse:
+            src = {k: (w.index, w.dg_pos, w.dg_neg, w.n_pre) for k, w in reservoir.sparse.items()}
+        else:
+            src = {k: (None, gp, gn, gp.shape[1]) for k, (gp, gn) in reservoir.dg.items()}
+        gen = dev.make_generator(self.seed, src["w_in"][1].device)
+        self.layers: dict[str, SparseLayer] = {}
+        for name in ("w_in", "w_rec"):  # sorted names: the dense program's generator order
+            index, gp, gn, n_pre = src[name]
+            s = reservoir.scale[name]
+            if cfg is None:
+                w64 = ((gp - gn) * s).to(torch.float32).to(torch.float64)  # the ideal float32 weights
+                self.layers[name] = SparseLayer(index, w64, s, None, n_pre, dtype, self.device, kernel)
+                continue
+            if mode == "programmed":
+                w = ((gp - gn) * s).to(torch.float32).to(torch.float64)
+                s = dev.weight_scale(float(w.abs().max()) if w.numel() else 0.0, cfg)
+                tp, tn = dev.weights_to_targets(w, s, cfg)
+                devices = dev.DeviceArray.sample((2, *tp.shape), cfg, gen, tp.device)
+                dg, devices = dev.program(torch.stack([tp, tn]), cfg, gen, devices)
+                if cfg.drifts:
+                    dg = dev.drift(dg, devices, cfg)
+                gp, gn = dg[0], dg[1]
+            elif cfg.drifts:
+                devices = dev.DeviceArray.sample((2, *gp.shape), cfg.replace(stuck_on=0.0, stuck_off=0.0, d2d=0.0), gen, gp.device)
+                dg = dev.drift(torch.stack([gp, gn]), devices, cfg)
+                gp, gn = dg[0], dg[1]
+            gp_abs, gn_abs = gp + cfg.g_min, gn + cfg.g_min
+            w64 = ((gp_abs - cfg.g_min) - (gn_abs - cfg.g_min)) * s
+            g2 = (gp_abs ** 2 + gn_abs ** 2) * s ** 2 if cfg.read_noise > 0 else None
+            self.layers[name] = SparseLayer(index, w64, s, cfg, n_pre, dtype, self.device, kernel, g2=g2)
+        n = rc.n_neurons
+        tau = rc.dt / (1 - rc.decay)
+        full = lambda v: np.full(n, v, np.float32)  # noqa: E731
+        lif = nir.LIF(tau=full(tau), r=full(tau / rc.dt), v_leak=full(0.0), v_threshold=full(rc.threshold), v_reset=full(0.0))
+        from ... import dynamics
+
+        p = dynamics.prepare(lif, rc.dt, dtype, self.device)
+        col = lambda t: None if t is None else t.reshape(-1, 1)  # noqa: E731  neuron-major
+        self.params = replace(p, shape=(n, 1), **{f: col(getattr(p, f)) for f in ("a_mem", "r", "v_leak", "v_threshold", "v_reset")})
+
+    @property
+    def tiles(self) -> dict[str, int]:
+        return {n: l.tiles for n, l in self.layers.items()} if self.config is not None else {}
+
+    def nbytes(self) -> int:
+        """Bytes of the compiled weights on the run device."""
+        return sum(l.nbytes() for l in self.layers.values())
+
+    def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
+        """Simulate inputs ``x`` (B, T, n_inputs). ``record``: any of "lif", "w_in", "w_rec"
+        (or "all"); ``seed``: read-noise seed (default: the program's seed + 1, as the
+        dense RRAM program)."""
+        from ... import dynamics
+
+        rc = self.reservoir.config
+        x = as_inputs(x, ["input"], {"input": (rc.n_inputs,)}, self.dtype, self.device)["input"]
+        names = ["lif", "w_in", "w_rec"]
+        rec = names if record == "all" else ([] if not record else ([record] if isinstance(record, str) else list(record)))
+        for r in rec:
+            if r not in names:
+                raise InputError(f"cannot record node '{r}' of a reservoir program (nodes: {', '.join(names)})")
+        b, steps = x.shape[:2]
+        n = rc.n_neurons
+        rseed = self.seed + 1 if seed is None else int(seed)
+        for i, (name, layer) in enumerate(sorted(self.layers.items())):
+            layer.generator = dev.make_generator(rseed * 7919 + i, self.device)
+            layer.reset_counts()
+        xin = x.permute(1, 2, 0)  # (T, n_inputs, B); a column-major view is as fast on the CPU,
+        if xin.is_cuda:  # cuSPARSE's CSR product is ~3× slower on column-major operands
+            xin = xin.contiguous()
+        graded = None
+        if self.config is not None and self.config.dac_bits is not None:
+            graded = ((xin != 0) & (xin != 1)).flatten(1).any(1).tolist()
+        out = torch.empty((steps, n, b), dtype=self.dtype, device=self.device)
+        recs = {r: [] for r in rec if r != "lif"}
+        vs = []
+        state = {"v": torch.zeros((n, b), dtype=self.dtype, device=self.device)}  # v_init "zero", as the Graph programs
+        z = torch.zeros((n, b), dtype=self.dtype, device=self.device)
+        w_in, w_rec = self.layers["w_in"], self.layers["w_rec"]
+        p = self.params
+        with torch.no_grad():
+            for t in range(steps):
+                y_in = w_in(xin[t], bool(graded[t]) if graded else False)
+                y_rec = w_rec(z)  # the previous step's spikes
+                z, state = dynamics.step(y_in + y_rec, state, p, "zero")
+                out[t] = z
+                if recs:
+                    if "w_in" in recs:
+                        recs["w_in"].append(y_in)
+                    if "w_rec" in recs:
+                        recs["w_rec"].append(y_rec)
+                if record_states:
+                    vs.append(state["v"])
+                if progress is not None:
+                    progress(t + 1, steps)
+            w_in.count(xin, graded)
+            w_rec.count(out[:-1], binary=True)  # step t reads the spikes of step t − 1 (none at t = 0)
+            spikes = out.sum(2).sum(dtype=torch.float64)  # (T, N) partial sums ≤ B: exact
+        spk = out.permute(2, 0, 1)  # (B, T, N)
+        records = {k: torch.stack(v, 0).permute(2, 0, 1) for k, v in recs.items()}
+        if "lif" in rec:
+            records["lif"] = spk
+        states = {"lif": torch.stack(vs, 0).permute(2, 0, 1)} if record_states else {}
+        counts = {}
+        for name, layer in self.layers.items():
+            c = layer.counts()
+            c["dense_synops"] = layer.n_pre * layer.n_post * b * steps
+            if self.config is not None:
+                c["tiles"] = layer.tiles
+            counts[name] = c
+        counts["lif"] = {"neuron_updates": n * b * steps, "spikes": int(round(float(spikes)))}
+        sp = self.reservoir.sparse
+        info = {"dtype": str(self.dtype).replace("torch.", ""), "device": self.device, "sparse": sp is not None,
+                "kernel": self.kernel}
+        if sp is not None:
+            info["fan_in"] = {k: int(sp[k].fan_in) for k in self.layers}
+        if self.config is not None:
+            info.update({"tiles": self.tiles, "adc_saturations": sum(c.get("adc_saturations", 0) for c in counts.values()),
+                         "config": self.config.to_dict(), "seed": self.seed, "read_seed": rseed, "mode": self.mode})
+        return RunResult(outputs={"output": spk}, records=records, states=states, counts=counts,
+                         target=self.target, dt=rc.dt, batch=int(b), steps=int(steps), info=info)
+
+    def save(self, path):
+        raise UnsupportedError("a reservoir program is not saved: save the Reservoir (Reservoir.save) and compile it again")
