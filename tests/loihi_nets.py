@@ -106,6 +106,23 @@ def delay_net(seed: int, n_in=5, n_h=5, n_o=3, where="pre"):
     return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
 
 
+def chain_net(seed: int, n_in=8, n_mid=8, n_h=6, n_o=3):
+    """Two NIR linear nodes in a row (folded into one Dense): NIR's synaptic depth of the
+    first neuron node is 2, Lava's lag 1."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "in": nir.Input(input_type=np.array([n_in])),
+        "fa": nir.Linear(weight=(rng.normal(0.5, 1.0, (n_mid, n_in))).astype(np.float32)),
+        "fb": nir.Linear(weight=(rng.normal(0.5, 1.0, (n_h, n_mid))).astype(np.float32)),
+        "n0": _neuron("LIF", n_h, rng, thr=1.0),
+        "fco": nir.Linear(weight=(rng.normal(0.5, 1.0, (n_o, n_h)) * 3).astype(np.float32)),
+        "ro": _neuron("LIF", n_o, rng, thr=1.0),
+        "out": nir.Output(output_type=np.array([n_o])),
+    }
+    edges = [("in", "fa"), ("fa", "fb"), ("fb", "n0"), ("n0", "fco"), ("fco", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
 def spikes(seed: int, batch: int, steps: int, shape, p=0.3) -> np.ndarray:
     rng = np.random.default_rng(1000 + seed)
     return (rng.random((batch, steps, *shape)) < p).astype(np.float32)
@@ -127,3 +144,49 @@ def stress_net(n_in=40, kind="CubaLI"):
     }
     edges = [("in", "fc"), ("fc", "ro"), ("ro", "out")]
     return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)
+
+
+def random_program(seed: int, overflow: bool = False):
+    """A random LoihiProgram straight in integers (no quantization): 1–4 populations of
+    any du/dv/vth/bias, spiking or not, 1–2 synapses each from the input or earlier
+    populations, back edges and self loops, delays, weight exponents −8..7. With
+    ``overflow`` large exponents and inputs push u/v/int32 into Lava's wrap and clip paths.
+    Returns (program, n_in)."""
+    from neurodeploy.targets.loihi.program import LoihiProgram, Population, Synapse
+
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(1, 400 if overflow else 40))
+    pops = []
+    for i in range(int(rng.integers(1, 5))):
+        n = int(rng.integers(1, 12))
+        spiking = bool(rng.random() < 0.7)
+        du = int(rng.choice([4095, 0, int(rng.integers(0, 4096))]))
+        dv = int(rng.choice([0, 4095, int(rng.integers(0, 4096))]))
+        vth = int(rng.choice([int(rng.integers(0, 200)), int(rng.integers(0, 1 << 17))])) if spiking else (1 << 17) - 1
+        bias = rng.integers(-4096, 4096, n) * (rng.random(n) < 0.5) if rng.random() < 0.5 else np.zeros(n, np.int64)
+        pops.append(Population(name=f"p{i}", kind="LIF", shape=(n,), spiking=spiking, du=du, dv=dv, vth=vth,
+                               bias_mant=np.asarray(bias, np.int64), bias_exp=6,
+                               scale=np.ones(n) * float(rng.integers(1, 1000))))
+    sizes = {"in": n_in, **{p.name: p.n for p in pops}}
+    syns = []
+    for i, p in enumerate(pops):
+        cands = ["in"] + [q.name for q in pops[:i]]
+        chosen = set(rng.choice(cands, size=min(int(rng.integers(1, 3)), len(cands)), replace=False).tolist())
+        if rng.random() < 0.4:
+            chosen.add(str(rng.choice([q.name for q in pops])))  # back edge or self loop
+        for src in sorted(chosen):
+            big = rng.random() < (0.8 if overflow else 0.3)
+            w = rng.integers(-256, 255, (p.n, sizes[src]))
+            if rng.random() < 0.3:
+                w = np.abs(w)
+            w = w * (rng.random(w.shape) < rng.uniform(0.2, 1))
+            if big:
+                e = int(rng.integers(0, 8)) if overflow else int(rng.integers(-8, 8))
+            else:
+                e = int(rng.integers(-3, 2))
+            delays = rng.integers(0, 6, w.shape) if rng.random() < 0.3 else None
+            syns.append(Synapse(name=f"s{len(syns)}", src=src, dst=p.name, weights=w.astype(np.int64),
+                                weight_exp=e, delays=delays))
+    prog = LoihiProgram(dt=DT, inputs={"in": (n_in,)}, populations=pops, synapses=syns,
+                        outputs={"out": pops[-1].name})
+    return prog, n_in

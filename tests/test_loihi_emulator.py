@@ -13,7 +13,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loihi_nets import DT, conv_net, delay_net, dense_net, recurrent_net, spikes  # noqa: E402
+from loihi_nets import (DT, chain_net, conv_net, delay_net, dense_net, random_program, recurrent_net,  # noqa: E402
+                        spikes, stress_net)
 
 from neurodeploy.errors import InputError, UnsupportedError  # noqa: E402
 from neurodeploy.graph import load  # noqa: E402
@@ -240,3 +241,141 @@ def test_digits_accuracy_within_one_point_of_reference():
     emu = accuracy(prog.run(xp), yte, "spikes")
     assert ref > 0.8
     assert emu >= ref - 0.01, (emu, ref)
+
+
+@pytest.mark.parametrize("make,want", [
+    (lambda: dense_net(0), {"n0": 1, "n1": 2, "ro": 3}),
+    (lambda: conv_net(1), {"lif1": 1, "lif2": 2}),
+    (lambda: recurrent_net(2), {"rnn": 1, "ro": 2}),  # the recurrent edge adds no lag
+    (lambda: delay_net(3), {"lif": 1, "ro": 2}),  # NIR delays are in the reference too
+    (lambda: chain_net(4), {"n0": 1, "ro": 2}),  # two linear nodes, one Dense
+])
+def test_declared_lag_per_layer(make, want):
+    """info["lag"] declares Lava's Dense lag (one step per synapse on the path) for every
+    Output and every neuron node, in the form measure.compare.declared_lag reads, and the
+    comparison applies exactly those lags per layer — also for the chain net, where NIR's
+    synaptic depth (2 linear nodes before n0) differs from the number of Dense processes."""
+    from neurodeploy.measure.compare import agreement, declared_lag
+    from neurodeploy.targets.reference import ReferenceProgram
+
+    g = make()
+    prog = EmulatorTarget().compile(g)
+    x = spikes(4, 6, 30, g.shapes[g.inputs[0]], p=0.4)
+    emu = prog.run(x, record="all")
+    outs = {o: want[pn] for o, pn in prog.outputs.items()}
+    assert emu.info["lag"] == {**outs, **want}
+    lag, _ = declared_lag(emu.info, g, list(want))
+    assert {k: lag[k] for k in want} == want
+    ref = ReferenceProgram(g, "float64").run(x, record=list(want))
+    ag = agreement(ref, emu, g)
+    spiking = [p.name for p in prog.populations if p.spiking]  # what agreement compares
+    assert {k: ag["layers"][k]["lag"] for k in spiking} == {k: want[k] for k in spiking}
+    first = prog.populations[0].name
+    if not prog.populations[0].bias_mant.any():  # a bias is not a pure time shift
+        # shifted by its declared lag the first layer follows the reference up to rounding
+        assert ag["layers"][first]["spike_match"] >= 0.95, ag["layers"][first]
+
+
+def _wrap32_np(x):
+    return (np.asarray(x, np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _lava_numpy(prog, x):
+    """Plain numpy transcription of Lava's PyDenseModelBitAcc / PyDelayDenseModelBitAcc /
+    PyLifModelBitAcc (int64 with int32 wraps where Lava's dtypes wrap), one sample and one
+    step at a time; a synapse delivers at t+1 what it accumulated from the spikes of step t.
+    Returns spikes {pop: (batch, steps, n)}, v {pop: ...} and u-wrap / v-clip counts."""
+    batch, steps = x.shape[:2]
+    sh = lambda a, e: a << e if e >= 0 else a >> -e  # noqa: E731
+    out_s = {p.name: np.zeros((batch, steps, p.n), np.int64) for p in prog.populations}
+    out_v = {p.name: np.zeros((batch, steps, p.n), np.int64) for p in prog.populations}
+    ev = {"u_wrap_events": 0, "v_saturation_events": 0}
+    for b in range(batch):
+        u = {p.name: np.zeros(p.n, np.int64) for p in prog.populations}
+        v = {p.name: np.zeros(p.n, np.int64) for p in prog.populations}
+        buf = {s.name: np.zeros((s.weights.shape[0], s.max_delay + 1), np.int64) for s in prog.synapses}
+        for t in range(steps):
+            # synapses send what they accumulated last step (a_out: int32 port)
+            sent = {s.name: _wrap32_np(buf[s.name][:, 0]) for s in prog.synapses}
+            for p in prog.populations:
+                a_in = sum((sent[s.name] for s in prog.synapses if s.dst == p.name), np.zeros(p.n, np.int64))
+                a_in = _wrap32_np(a_in)
+                dc = u[p.name] * (4096 - (p.du + 1))
+                dc = _wrap32_np(np.sign(dc) * (np.abs(dc) >> 12))
+                dc = _wrap32_np(dc + _wrap32_np(a_in << 6))
+                wr = np.where(dc > 2**23, dc - 2**24, dc)
+                wr = np.where(wr <= -(2**23), dc + 2**24, wr)
+                ev["u_wrap_events"] += int((wr != dc).sum())
+                u[p.name] = wr
+                dv = v[p.name] * (4096 - p.dv)
+                dv = _wrap32_np(np.sign(dv) * (np.abs(dv) >> 12))
+                bias = sh(np.asarray(p.bias_mant, np.int64), p.bias_exp)
+                upd = _wrap32_np(dv + wr + bias)
+                vc = np.clip(upd, -(2**23 - 1), 2**23 - 1)
+                ev["v_saturation_events"] += int((vc != upd).sum())
+                s_ = vc > (int(p.vth) << 6)
+                vc[s_] = 0
+                v[p.name] = vc
+                out_s[p.name][b, t], out_v[p.name][b, t] = s_, vc
+            # synapses accumulate this step's spikes (sent next step)
+            cur = {"in": x[b, t].astype(bool), **{p.name: out_s[p.name][b, t].astype(bool) for p in prog.populations}}
+            for s in prog.synapses:
+                w = np.asarray(s.weights, np.int64)
+                if s.delays is None:
+                    buf[s.name][:, 0] = sh(w[:, cur[s.src]].sum(1), s.weight_exp)
+                else:
+                    acc = np.stack([np.where(s.delays == k, w, 0)[:, cur[s.src]].sum(1)
+                                    for k in range(s.max_delay + 1)], 1)
+                    a = buf[s.name]
+                    a[:, 0] = 0
+                    a = np.roll(a, -1, axis=1)
+                    buf[s.name] = _wrap32_np(a + sh(acc, s.weight_exp))  # int32 a_buff
+    return out_s, out_v, ev
+
+
+@pytest.mark.parametrize("overflow", [False, True], ids=["plain", "overflow"])
+def test_random_integer_programs_match_numpy_lava(overflow):
+    """Random integer programs (every du/dv/vth, biases, back edges, self loops, delays,
+    weight exponents −8..7, and with ``overflow`` the u-wrap / v-clip / int32 paths)
+    against a numpy transcription of Lava's bit-accurate models: same spikes, potentials,
+    event counts and wrap/clip counts, also split into chunks run by several threads."""
+    seen = {"u_wrap_events": 0, "v_saturation_events": 0}
+    for seed in range(12):
+        prog, n_in = random_program(seed + (100 if overflow else 0), overflow=overflow)
+        rng = np.random.default_rng(seed)
+        x = (rng.random((3, 20, n_in)) < rng.uniform(0.1, 1)).astype(np.float32)
+        ref_s, ref_v, ev = _lava_numpy(prog, x)
+        for kw in ({}, {"chunk": 1, "threads": 2}):
+            r = prog.run(x, record="all", record_states=True, **kw)
+            for p in prog.populations:
+                scale = torch.as_tensor(p.scale)
+                v_int = (r.states[p.name].double() * scale).round().long().numpy()
+                assert np.array_equal(v_int, ref_v[p.name]), (seed, p.name, kw)
+                if p.spiking:
+                    assert np.array_equal(r.records[p.name].numpy().astype(np.int64), ref_s[p.name]), (seed, p.name)
+                    assert r.counts[p.name]["spikes"] == int(ref_s[p.name].sum())
+            for k in seen:
+                assert r.info[k] == ev[k], (seed, k, r.info[k], ev[k])
+        for k in seen:
+            seen[k] += ev[k]
+    if overflow:
+        assert seen["u_wrap_events"] > 0 and seen["v_saturation_events"] > 0
+
+
+def test_chunked_and_threaded_runs_are_identical():
+    """Splitting the batch into chunks run by worker threads changes nothing: outputs,
+    records, states, counts and event counts (checked and fast paths); torch's thread
+    setting is restored afterwards."""
+    before = torch.get_num_threads()
+    for g in [conv_net(5), recurrent_net(21), delay_net(31, where="post"), stress_net(n_in=700, kind="CubaLI")]:
+        prog = EmulatorTarget().compile(g)
+        x = spikes(3, 9, 17, g.shapes[g.inputs[0]], p=0.6)
+        a = prog.run(x, record="all", record_states=True, chunk=1 << 20, threads=1)
+        for kw in ({"chunk": 2, "threads": 2}, {"chunk": 4, "threads": 1}, {"chunk": 1, "threads": 3}):
+            b = prog.run(x, record="all", record_states=True, **kw)
+            for d in ("outputs", "records", "states"):
+                assert all(torch.equal(getattr(a, d)[k], getattr(b, d)[k]) for k in getattr(a, d)), (d, kw)
+            assert a.counts == b.counts
+            ev = ("u_wrap_events", "v_saturation_events", "int32_wrap_events", "readout_spikes")
+            assert {k: a.info[k] for k in ev} == {k: b.info[k] for k in ev}
+    assert torch.get_num_threads() == before

@@ -63,6 +63,7 @@ def _compare(graph, seed, batch=1, **compile_kw):
     for o in emu.outputs:
         assert torch.equal(emu.outputs[o], lav.outputs[o])
     assert emu.counts == lav.counts
+    assert emu.info["lag"] == lav.info["lag"]  # both declare the same per-layer Dense lag
     return prog, emu, total
 
 

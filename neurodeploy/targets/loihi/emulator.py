@@ -12,14 +12,53 @@ Reproduces ``PyLifModelBitAcc`` / ``PyDenseModelBitAcc`` / ``PyDelayDenseModelBi
   voltage: ``v = trunc(v·(4096−dv)/4096) + u + (bias_mant << bias_exp)`` clipped to
   ±(2^23−1); spike where ``v > vth << 6``; ``v = 0`` where spiked.
 
-State arithmetic is int64 (with int32 wrap where Lava's dtypes wrap). The synaptic sums
-``W @ s`` use a float GEMM, which is exact: spikes are 0/1 and mantissas are integers
-with ``|w| ≤ 256``, so every partial sum is an integer of magnitude ≤ 256·n_src; float32
-represents every integer up to 2^24 exactly, hence float32 is used when
-``256·n_src ≤ 2^24`` (n_src ≤ 65536) and float64 (exact to 2^53) otherwise.
+How it is computed (and why it is still exact)
+----------------------------------------------
+
+* **Population by population, not step by step.** Within one step a population only sees
+  what the synapses accumulated at the previous step, so its whole trajectory depends on
+  its sources' spikes at earlier steps only. The populations are grouped into strongly
+  connected components (a recurrent layer, or a cycle of layers) and run in topological
+  order; each group steps through time on its own, and every synapse from *outside* the
+  group (inputs, earlier layers) into a population on the fast path is one batched GEMM
+  over all steps and samples at once, shifted one step (plus its delays) in time. Only
+  synapses inside a group (recurrence) and into checked populations are stepped.
+* **Integers in floating point.** Spikes are 0/1 and mantissas are integers, so every
+  partial sum of ``W @ s`` is an integer bounded by the largest row sum of ``|W|``; float32
+  represents every integer of magnitude ≤ 2^24 exactly. Into a fast-path population that
+  bound (times the ``2^(weight_exp+6)`` folded into the weights) is < 2^23: float32 GEMMs,
+  float32 sums of several synapses and of the bias while the proven total is ≤ 2^24 (else
+  float64). Into a checked population: float32 while the row sum is ≤ 2^24, else float64
+  (exact to 2^53). The states ``u`` and ``v`` are float64 (every product ``u·(4095−du)``,
+  ``v·(4096−dv)`` is an integer below 2^53), and multiplying by the exact binary fraction
+  ``(4096−dv)/4096`` then truncating equals Lava's
+  ``sign(x)·(|x| >> 12)``. Left shifts are multiplications by powers of two, right shifts
+  ``floor(x·2^−k)`` (= arithmetic shift); spikes are ``clamp(v − vth·64, 0, 1)`` (integers)
+  and the reset ``v − v·s``.
+* **Proven bounds skip checks.** Per population, static bounds on the input (largest row
+  sums of the positive / negative weights of every incoming synapse, shifted) give: no
+  int32 channel can wrap (the fast path: ``|a_in << 6| < 2^23``); ``|u| ≤ A·4096/(du+1)``,
+  so the 24-bit current wrap is impossible when that is < 2^23; ``v`` stays within
+  ``[−N, P]`` (``N = (U⁻+b⁻)·4096/dv``, ``P = min(vth<<6, (U⁺+b⁺)·4096/dv)``), so the
+  ±(2^23−1) clip is impossible on a side where the bound holds. Checks that cannot happen
+  are not computed (their event counts are 0); checks that can happen are computed and
+  counted exactly. Populations without the int32 guarantee run the fully checked path
+  (every int32 wrap of Lava's dtypes reproduced and counted).
+* **CPU.** The batch is cut into chunks of :data:`CPU_CHUNK` samples (a chunk's per-step
+  state stays in cache) run by worker threads, each chunk on one thread: torch's intra-op
+  pool is set to one thread during a run (and restored), because OpenMP's barriers stall
+  for milliseconds whenever another process holds one of the cores. Chunk buffers are
+  reused between chunks and runs (:func:`release_workspaces` frees them). Everything runs
+  under ``torch.inference_mode``; the results are ordinary tensors.
 """
 
 from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -30,28 +69,38 @@ from .program import LoihiProgram
 
 U_MAX = 1 << 23
 V_LIM = (1 << 23) - 1
+F32_EXACT = 1 << 24  # every integer of magnitude ≤ 2^24 is a float32
 
 
 def _wrap32(x: torch.Tensor) -> torch.Tensor:
+    """int32 wrap of integer-valued tensors (int64, or float64 holding integers < 2^53)."""
     return torch.remainder(x + (1 << 31), 1 << 32) - (1 << 31)
 
 
-def _shift(a: torch.Tensor, e: int) -> torch.Tensor:
-    if e > 0:
-        return a << e
-    if e < 0:
-        return a >> (-e)  # arithmetic shift == floor, as numpy's right_shift
-    return a
+def _row_bounds(w: np.ndarray) -> tuple[int, int, int]:
+    """(largest row sum of positive weights, of |negative| weights, of |weights|)."""
+    w = np.asarray(w, np.int64)
+    if w.size == 0:
+        return 0, 0, 0
+    pos = int(np.where(w > 0, w, 0).sum(1).max())
+    neg = int(np.where(w < 0, -w, 0).sum(1).max())
+    return pos, neg, int(np.abs(w).sum(1).max())
 
 
-def _trunc_decay(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """``sign(x·f)·(|x·f| >> 12)`` as Lava computes the decays."""
-    return torch.div(x * factor, 4096, rounding_mode="trunc")
+def _shifted(x: int, e: int) -> int:
+    # |floor(x·2^e)| ≤ |x| for integers and e < 0: the unshifted sum bounds it
+    return x << e if e >= 0 else x
 
 
 def gemm_dtype(program: LoihiProgram) -> torch.dtype:
-    n_max = max((program.size(s.src) for s in program.synapses), default=1)
-    return torch.float32 if 256 * n_max <= (1 << 24) else torch.float64
+    """The widest GEMM dtype a run of ``program`` uses (float64 only for a synapse whose
+    largest row sum of |W| exceeds 2^24)."""
+    return torch.float64 if any(_syn_dtype(s) == torch.float64 for s in program.synapses) else torch.float32
+
+
+def _syn_dtype(s) -> torch.dtype:
+    """float32 when every partial sum of ``W @ spikes`` is an exact float32 (|.| ≤ 2^24)."""
+    return torch.float32 if _row_bounds(s.weights)[2] <= F32_EXACT else torch.float64
 
 
 def _device(device) -> str:
@@ -74,23 +123,282 @@ def lags(program: LoihiProgram) -> dict[str, int | None]:
     return {k: (next(iter(v)) if len(v) == 1 else None) for k, v in lag.items() if k not in program.inputs}
 
 
-def check_binary(inputs: dict[str, torch.Tensor]) -> None:
+def declared_lag(program: LoihiProgram) -> dict[str, int | None]:
+    """``RunResult.info["lag"]`` of the Loihi targets: the steps by which every Output node
+    (None when paths of different length meet) and every neuron node (when defined) trails
+    the NIR reference — one step per synapse on the path (Lava's Dense sends at t+1 what
+    it accumulated at t). The per-layer entries keep
+    :func:`neurodeploy.measure.compare.declared_lag` right where NIR's own synaptic depth
+    differs from the Dense count (several linear nodes folded into one synapse)."""
+    lg = lags(program)
+    out: dict[str, int | None] = {o: lg.get(pn) for o, pn in program.outputs.items()}
+    out.update({k: v for k, v in lg.items() if v is not None and k not in out})
+    return out
+
+
+def check_binary(inputs: dict[str, torch.Tensor], ws=None) -> None:
     for k, t in inputs.items():
-        if bool(((t != 0) & (t != 1)).any()):
+        # t − t·t is 0 exactly for t ∈ {0, 1}, also in floating point (fl(t·t) = t only for
+        # t ∈ {0, 1}; ±inf and NaN give NaN or ±inf); one pass, then one min/max reduction
+        if t.is_floating_point() and t.numel():
+            tmp = ws.get(("check", k), t.shape, t.dtype) if ws is not None else torch.empty_like(t)
+            lo, hi = torch.aminmax(torch.addcmul(t, t, t, value=-1, out=tmp))
+            bad = not (float(lo) == 0.0 and float(hi) == 0.0)
+        else:
+            bad = bool(((t != 0) & (t != 1)).any())
+        if bad:
+            mask = (t != 0) & (t != 1)
             raise InputError(
                 f"input '{k}': Loihi inputs are spikes; values must be 0 or 1 (got e.g. "
-                f"{float(t[(t != 0) & (t != 1)][0])}); encode the data first (RateEncoder)"
+                f"{float(t[mask][0])}); encode the data first (RateEncoder)"
             )
 
 
+# ---------------------------------------------------------------------------------------
+# plan: per population / synapse constants, bounds and which checks are needed
+# ---------------------------------------------------------------------------------------
+class _Syn:
+    __slots__ = ("idx", "syn", "src", "dst", "e", "delays", "L", "nd", "W", "gd", "act", "fan")
+
+
+class _Pop:
+    __slots__ = ("pop", "name", "n", "safe", "ustate", "cu", "cv", "decay_v", "th", "bias", "bias_max",
+                 "wrap", "clip_hi", "clip_lo", "scale", "incoming")
+
+
+def _plan(program: LoihiProgram, dev: str):
+    """Constants of every population and synapse, and the checks each population needs."""
+    pops = program.populations
+    P: dict[str, _Pop] = {}
+    for p in pops:
+        q = _Pop()
+        q.pop, q.name, q.n = p, p.name, p.n
+        bias = np.asarray(p.bias_mant, np.int64)
+        bias = bias << p.bias_exp if p.bias_exp >= 0 else bias >> -p.bias_exp
+        b_pos = int(max(bias.max(initial=0), 0))
+        b_neg = int(max((-bias).max(initial=0), 0))
+        # static bounds on what the synapses send (a_in units), summed over synapses
+        a_pos = a_neg = bound = 0
+        for s in program.incoming(p.name):
+            pos, neg, tot = _row_bounds(s.weights)
+            a_pos += _shifted(pos, s.weight_exp)
+            a_neg += _shifted(neg, s.weight_exp)
+            bound += _shifted(tot, s.weight_exp)
+        # safe: |a_in << 6| < 2^23 and |bias| < 2^24, hence |u| < 2^23 after Lava's single
+        # wrap, |u| < 2^24 before it and |v| < 2^31 before the clip: no int32 wrap anywhere
+        q.safe = (bound << 6) < U_MAX and max(b_pos, b_neg) < (1 << 24)
+        q.cu = (4095 - p.du) / 4096  # exact binary fractions
+        q.cv = (4096 - p.dv) / 4096
+        q.decay_v = p.dv != 0
+        q.ustate = (not q.safe) or p.du != 4095  # du = 4095: u is just this step's input
+        q.th = float(int(p.vth) << 6)
+        q.bias = torch.as_tensor(bias.astype(np.float64), device=dev) if bias.any() else None
+        q.bias_max = max(b_pos, b_neg)
+        q.scale = torch.as_tensor(np.asarray(p.scale, np.float64), device=dev)
+        if q.safe:
+            # u: |u_t| ≤ d·|u_{t−1}| + A  ⇒  |u| ≤ A / (1 − d) = A·4096/(du+1) while nothing wraps
+            one_m_du = Fraction(p.du + 1, 4096)
+            u_pos, u_neg = Fraction(a_pos << 6) / one_m_du, Fraction(a_neg << 6) / one_m_du
+            q.wrap = not (u_pos <= U_MAX and u_neg < U_MAX)  # Lava wraps u > 2^23 and u ≤ −2^23
+            if q.wrap:  # a wrap can put u anywhere in (−2^23, 2^23]
+                u_pos = u_neg = Fraction(U_MAX)
+            # v after the reset stays in [−N, P]; before the clip v ≤ c·P + U⁺ + b⁺, ≥ −(c·N + U⁻ + b⁻)
+            c = Fraction(4096 - p.dv, 4096)
+            th = Fraction(int(p.vth) << 6)
+            if p.dv > 0:
+                P_ = min(th, (u_pos + b_pos) / (1 - c))
+                N_ = (u_neg + b_neg) / (1 - c)
+            else:
+                P_ = th
+                N_ = Fraction(0) if u_neg + b_neg == 0 else None
+            q.clip_hi = c * P_ + u_pos + b_pos > V_LIM
+            q.clip_lo = N_ is None or c * N_ + u_neg + b_neg > V_LIM
+        else:
+            q.wrap = q.clip_hi = q.clip_lo = True
+        q.incoming = []
+        P[p.name] = q
+    S = []
+    for s in program.synapses:
+        w = np.asarray(s.weights, np.int64)
+        q = _Syn()
+        q.idx = len(S)
+        q.syn, q.src, q.dst, q.e = s, s.src, s.dst, int(s.weight_exp)
+        q.act = P[s.dst].safe  # safe destination: sends a_in << 6 (act units), else raw a_buff
+        scale_exp = q.e + 6 if (q.act and q.e >= 0) else 0  # folded into the weights
+        q.gd = torch.float32 if q.act else _syn_dtype(s)  # act: every partial sum < 2^23
+        if s.delays is None:
+            mats, q.delays, q.L = [w], None, 1
+        else:
+            d = np.asarray(s.delays, np.int64)
+            q.delays = [int(k) for k in np.unique(d) if np.any(np.where(d == k, w, 0))]
+            mats = [np.where(d == k, w, 0) for k in q.delays]
+            q.L = s.max_delay + 1
+        q.nd = w.shape[0]
+        W = np.concatenate([m.T for m in mats], 1) if mats else np.zeros((w.shape[1], 0), np.int64)
+        q.W = torch.as_tensor(W.astype(np.float64) * float(2 ** scale_exp), dtype=q.gd, device=dev)
+        q.fan = torch.as_tensor((w != 0).sum(0).astype(np.float64), device=dev)
+        P[s.dst].incoming.append(q)
+        S.append(q)
+    return P, S
+
+
+def _blocks(program: LoihiProgram) -> list[list[str]]:
+    """Strongly connected components of the population graph, in topological order."""
+    names = [p.name for p in program.populations]
+    idx = {n: i for i, n in enumerate(names)}
+    n = len(names)
+    reach = np.eye(n, dtype=bool)
+    for s in program.synapses:
+        if s.src in idx:
+            reach[idx[s.src], idx[s.dst]] = True
+    for k in range(n):  # transitive closure (populations are few)
+        reach |= reach[:, k:k + 1] & reach[k:k + 1, :]
+    comp: dict[int, int] = {}
+    members: list[list[int]] = []
+    for i in range(n):
+        if i not in comp:
+            m = [j for j in range(n) if reach[i, j] and reach[j, i]]
+            for j in m:
+                comp[j] = len(members)
+            members.append(m)
+    # topological order of the condensation (Kahn), ties in program order
+    succ = {b: set() for b in range(len(members))}
+    indeg = {b: 0 for b in range(len(members))}
+    for s in program.synapses:
+        if s.src in idx:
+            a, b = comp[idx[s.src]], comp[idx[s.dst]]
+            if a != b and b not in succ[a]:
+                succ[a].add(b)
+                indeg[b] += 1
+    ready = sorted(b for b in indeg if indeg[b] == 0)
+    out = []
+    while ready:
+        b = ready.pop(0)
+        out.append([names[j] for j in members[b]])
+        for c in sorted(succ[b]):
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                ready.append(c)
+        ready.sort()
+    return out
+
+
+def _shift_act(r: torch.Tensor, e: int) -> torch.Tensor:
+    """Accumulated sums → what a synapse into a safe population sends, in act units (<< 6).
+    For e ≥ 0 the factor 2^(e+6) is already in the weights."""
+    if e < 0:
+        r.mul_(2.0 ** e).floor_().mul_(64.0)
+    return r
+
+
+def _shift_raw(r: torch.Tensor, e: int) -> torch.Tensor:
+    """Accumulated sums → Lava's a_buff (float64, integer valued, not yet int32-wrapped)."""
+    r = r.to(torch.float64)
+    if e > 0:
+        r.mul_(2.0 ** e)
+    elif e < 0:
+        r.mul_(2.0 ** e).floor_()
+    return r
+
+
+# ---------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------
+#: samples per chunk on CPU: the per-step state of a chunk stays in the core's cache
+CPU_CHUNK = 1024
+
+
+class _Workspace:
+    """Buffers reused across chunks and runs (on CPU, fresh multi-MB allocations are
+    returned to the OS when freed and page-faulted in again: that costs more than the
+    arithmetic). ``get`` hands out a tensor of the given shape/dtype for ``key``; entries
+    not asked for during a run are dropped at its end."""
+
+    def __init__(self, dev: str):
+        self.dev = dev
+        self.bufs: dict = {}
+        self.used: set = set()
+
+    def get(self, key, shape, dtype, zero: bool = False) -> torch.Tensor:
+        shape = tuple(int(d) for d in shape)
+        numel = int(np.prod(shape)) if shape else 1
+        t = self.bufs.get(key)
+        if t is None or t.dtype != dtype or t.numel() < numel:
+            t = self.bufs[key] = torch.empty(numel, dtype=dtype, device=self.dev)
+        self.used.add(key)
+        out = t[:numel].view(shape)
+        return out.zero_() if zero else out
+
+    def prune(self) -> None:
+        self.bufs = {k: v for k, v in self.bufs.items() if k in self.used}
+        self.used = set()
+
+
+_POOL: list[_Workspace] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _take_workspaces(n: int, dev: str) -> list[_Workspace]:
+    if dev != "cpu":  # the CUDA caching allocator already reuses memory
+        return [_Workspace(dev) for _ in range(n)]
+    with _POOL_LOCK:
+        got = [_POOL.pop() for _ in range(min(n, len(_POOL)))]
+    return got + [_Workspace(dev) for _ in range(n - len(got))]
+
+
+def _give_back(ws: list[_Workspace], dev: str) -> None:
+    if dev != "cpu":
+        return
+    for w in ws:
+        w.prune()
+    with _POOL_LOCK:
+        _POOL.extend(ws)
+        del _POOL[4:]  # keep a few (one per worker thread)
+
+
+_THREADS = {"active": 0, "saved": 1}
+
+
+class _OneIntraOpThread:
+    """torch's intra-op pool at one thread while any CPU run is active (runs from several
+    user threads at once restore the caller's setting only when the last one ends)."""
+
+    def __enter__(self):
+        with _POOL_LOCK:
+            if _THREADS["active"] == 0:
+                _THREADS["saved"] = torch.get_num_threads()
+                torch.set_num_threads(1)
+            _THREADS["active"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        with _POOL_LOCK:
+            _THREADS["active"] -= 1
+            if _THREADS["active"] == 0:
+                torch.set_num_threads(_THREADS["saved"])
+        return False
+
+
+def release_workspaces() -> None:
+    """Free the buffers the emulator keeps between runs."""
+    with _POOL_LOCK:
+        _POOL.clear()
+
+
 def run_program(program: LoihiProgram, x, record=None, record_states: bool = False, progress=None, device=None,
-                 check_inputs: bool = True) -> RunResult:
+                 check_inputs: bool = True, threads: int | None = None, chunk: int | None = None) -> RunResult:
+    """Run ``program`` on a batch of spike trains ``x`` ((batch, time, *shape) of 0/1, or a
+    dict of them per input). Bit-identical to Lava's fixed-point models; see the module
+    docstring for how.
+
+    On CPU the batch is split into chunks of ``chunk`` samples (default 1024, so a chunk's
+    state stays in cache) run by ``threads`` worker threads (default: torch's intra-op thread
+    count), each chunk single-threaded: torch's intra-op pool is set to one thread for the
+    duration of the run (and restored), which avoids OpenMP's barrier stalls when the cores
+    are shared with other processes."""
     dev = _device(device or program.options.get("device"))
     inputs = as_inputs(x, list(program.inputs), program.inputs, torch.float32, dev)
-    if check_inputs:
-        check_binary(inputs)
-    batch, steps = next(iter(inputs.values())).shape[:2]
-    inputs = {k: v.reshape(batch, steps, -1) for k, v in inputs.items()}
+    batch, steps = (int(d) for d in next(iter(inputs.values())).shape[:2])
     pops = program.populations
     names = {p.name for p in pops}
     if record in (None, (), []):
@@ -105,161 +413,339 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
                     f"cannot record node '{r}' on Loihi: only neuron nodes and inputs exist after quantization "
                     f"(linear nodes are folded into synapses); neuron nodes: {', '.join(sorted(names))}"
                 )
-    gd = gemm_dtype(program)
-    i64 = torch.int64
-    # ---- parameters ------------------------------------------------------------------
-    P = {}
-    for p in pops:
-        P[p.name] = dict(
-            du=4095 - p.du, dv=4096 - p.dv, vth=int(p.vth) << 6,
-            bias=torch.as_tensor(np.asarray(p.bias_mant, np.int64) << p.bias_exp if p.bias_exp >= 0
-                                 else np.asarray(p.bias_mant, np.int64) >> -p.bias_exp, device=dev),
-            scale=torch.as_tensor(np.asarray(p.scale, np.float64), device=dev),
-        )
-    S = []
-    for s in program.synapses:
-        w = np.asarray(s.weights, np.int64)
-        if s.delays is None:
-            buckets = [(0, torch.as_tensor(w.T, dtype=gd, device=dev))]
-            L = 1
-        else:
-            d = np.asarray(s.delays, np.int64)
-            buckets = [(int(k), torch.as_tensor(np.where(d == k, w, 0).T, dtype=gd, device=dev)) for k in np.unique(d)
-                       if np.any(np.where(d == k, w, 0))]
-            L = s.max_delay + 1
-        fan = torch.as_tensor((w != 0).sum(0).astype(np.float64), device=dev)
-        S.append(dict(syn=s, buckets=buckets, L=L, fan=fan, delayed=s.delays is not None))
-    # ---- state -----------------------------------------------------------------------
-    u = {p.name: torch.zeros((batch, p.n), dtype=i64, device=dev) for p in pops}
-    v = {p.name: torch.zeros((batch, p.n), dtype=i64, device=dev) for p in pops}
-    buf = {i: torch.zeros((batch, s["syn"].weights.shape[0], s["L"]), dtype=i64, device=dev) for i, s in enumerate(S)}
-    z = lambda: torch.zeros((), dtype=torch.float64, device=dev)  # noqa: E731
-    ev = {"u_wrap_events": z(), "v_saturation_events": z(), "int32_wrap_events": z(), "readout_spikes": z()}
-    spikes = {p.name: z() for p in pops}
-    syn_events = {s["syn"].name: z() for s in S}
-    outs = {o: [] for o in program.outputs}
-    recs = {r: [] for r in rec}
-    states = {r: [] for r in rec if r in names} if record_states else {}
-    prev_out: dict[str, torch.Tensor] = {}
-    incoming = {p.name: [i for i, s in enumerate(S) if s["syn"].dst == p.name] for p in pops}
-    # Static bound B on |a_in << 6| (binary spikes: each synapse sends at most its largest
-    # row sum of |w|, shifted by its exponent). If B < 2^23, then inductively |u| < 2^23
-    # (|u·decay| + B < 2^24 < 3·2^23, so Lava's single wrap brings u back in range),
-    # |u_pre_wrap| < 2^24 and |v_pre_clip| < 2^23 + 2^23 + |bias| < 2^31: no int32 wrap can
-    # occur, and those checks are skipped (same result, faster).
-    safe = {}
-    for p in pops:
-        bound = 0
-        for i in incoming[p.name]:
-            syn = S[i]["syn"]
-            rowsum = int(np.abs(np.asarray(syn.weights, np.int64)).sum(1).max(initial=0))
-            bound += rowsum << syn.weight_exp if syn.weight_exp >= 0 else rowsum
-        bias_max = int(P[p.name]["bias"].abs().max()) if p.n else 0
-        safe[p.name] = (bound << 6) < (1 << 23) and bias_max < (1 << 24)
-    with torch.no_grad():
-        for t in range(steps):
-            # 1. synapses send what they accumulated last step (int32 channel)
-            sent = {}
-            for i in buf:
-                a = buf[i][..., 0]
-                w32 = _wrap32(a)
-                ev["int32_wrap_events"] += (w32 != a).sum(dtype=torch.float64)
-                sent[i] = w32
-            # 2. neurons
-            cur: dict[str, torch.Tensor] = {k: inputs[k][:, t] for k in program.inputs}
-            for p in pops:
-                q = P[p.name]
-                a_in = torch.zeros((batch, p.n), dtype=i64, device=dev)
-                for i in incoming[p.name]:
-                    a_in = a_in + sent[i]
-                if safe[p.name]:
-                    dc32 = _trunc_decay(u[p.name], q["du"]) + (a_in << 6)
-                else:
-                    a_in = _wrap32(a_in)
-                    act = a_in << 6
-                    act32 = _wrap32(act)
-                    dc = _trunc_decay(u[p.name], q["du"]) + act32
-                    dc32 = _wrap32(dc)
-                    ev["int32_wrap_events"] += ((act32 != act).sum() + (dc32 != dc).sum()).to(torch.float64)
-                wr = torch.where(dc32 > U_MAX, dc32 - 2 * U_MAX, dc32)
-                wr = torch.where(wr <= -U_MAX, dc32 + 2 * U_MAX, wr)
-                ev["u_wrap_events"] += (wr != dc32).sum(dtype=torch.float64)
-                u[p.name] = wr
-                upd = _trunc_decay(v[p.name], q["dv"]) + wr + q["bias"]
-                if not safe[p.name]:
-                    upd = _wrap32(upd)
-                vc = upd.clamp(-V_LIM, V_LIM)
-                ev["v_saturation_events"] += (vc != upd).sum(dtype=torch.float64)
-                s_ = vc > q["vth"]
-                v[p.name] = torch.where(s_, torch.zeros_like(vc), vc)
-                nsp = s_.sum(dtype=torch.float64)
-                if p.spiking:
-                    spikes[p.name] += nsp
-                else:
-                    ev["readout_spikes"] += nsp
-                cur[p.name] = s_
-                if p.name in states:
-                    states[p.name].append((v[p.name].to(torch.float64) / q["scale"]).to(torch.float32))
-            # 3. synapses accumulate this step's spikes (sent next step)
-            for i, s in enumerate(S):
-                syn = s["syn"]
-                spk = cur[syn.src]
-                spf = spk.to(gd)
-                syn_events[syn.name] += ((spk != 0).to(torch.float64) @ s["fan"]).sum()
-                if not s["delayed"]:
-                    k, W = s["buckets"][0]
-                    acc = torch.round(spf @ W).to(i64)
-                    buf[i][..., 0] = _shift(acc, syn.weight_exp)
-                else:
-                    b = buf[i]
-                    b[..., 0] = 0
-                    b = torch.roll(b, -1, dims=-1)
-                    for k, W in s["buckets"]:
-                        acc = _shift(torch.round(spf @ W).to(i64), syn.weight_exp)
-                        b[..., k] = _wrap32(b[..., k] + acc)
-                    buf[i] = b
-            # 4. outputs / records
-            for p in pops:
-                prev_out[p.name] = cur[p.name]
-            for o, pn in program.outputs.items():
-                outs[o].append(_value(program.pop(pn), cur[pn], v[pn], P[pn]["scale"]))
-            for r in recs:
-                if r in program.inputs:
-                    recs[r].append(cur[r].reshape(batch, *program.inputs[r]).to(torch.float32))
-                else:
-                    recs[r].append(_value(program.pop(r), cur[r], v[r], P[r]["scale"]))
-            if progress is not None:
-                progress(t + 1, steps)
-    stack = lambda xs: torch.stack(xs, 1) if xs else torch.zeros(0)  # noqa: E731
-    outputs = {o: stack(vs) for o, vs in outs.items()}
-    records = {r: stack(vs) for r, vs in recs.items()}
-    states_t = {r: stack(vs).reshape(batch, steps, *program.pop(r).shape) for r, vs in states.items()}
+    cpu = not dev.startswith("cuda")
+    if chunk is None:
+        chunk = CPU_CHUNK if cpu else max(batch, 1)
+    chunk = max(1, int(chunk))
+    bounds = [(b, min(b + chunk, batch)) for b in range(0, batch, chunk)] or [(0, 0)]
+    n_threads = max(1, min(int(threads) if threads is not None else torch.get_num_threads(), len(bounds)))
+    P, S = _plan(program, dev)
+    blocks = _blocks(program)
+    shape_of = {p.name: p.shape for p in pops}
+    # results are allocated here (ordinary tensors); the chunks fill their slices
+    out_pop = dict(program.outputs)
+    want_value = set(out_pop.values()) | {r for r in rec if r in names}
+    want_state = {r for r in rec if r in names} if record_states else set()
+    value_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_value}
+    state_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_state}
+
+    wss = _take_workspaces(n_threads, dev)
+    free_ws: queue.SimpleQueue = queue.SimpleQueue()
+    for w in wss:
+        free_ws.put(w)
+
+    def job(b0, b1):
+        ws = free_ws.get()
+        try:
+            with torch.inference_mode():
+                xs = {k: v[b0:b1] for k, v in inputs.items()}
+                if check_inputs:
+                    check_binary(xs, ws)
+                return _run_chunk(P, S, blocks, xs, b1 - b0, steps, want_value, want_state,
+                                  {n: t[b0:b1] for n, t in value_t.items()},
+                                  {n: t[b0:b1] for n, t in state_t.items()}, dev, ws)
+        finally:
+            free_ws.put(ws)
+
+    parts = []
+    try:
+        with _OneIntraOpThread() if cpu else contextlib.nullcontext():
+            if n_threads > 1:
+                with ThreadPoolExecutor(n_threads) as ex:
+                    futs = [ex.submit(job, b0, b1) for b0, b1 in bounds]
+                    for i, f in enumerate(futs):
+                        parts.append(f.result())
+                        if progress is not None:
+                            progress(steps * (i + 1) // len(bounds), steps)
+            else:
+                for i, (b0, b1) in enumerate(bounds):
+                    parts.append(job(b0, b1))
+                    if progress is not None:
+                        progress(steps * (i + 1) // len(bounds), steps)
+    finally:
+        _give_back(wss, dev)
+    # ---- merge the chunks --------------------------------------------------------------
+    spikes = {p.name: sum(c["spikes"][p.name] for c in parts) for p in pops}
+    syn_ev = [sum(c["syn_events"][s.idx] for c in parts) for s in S]  # per synapse (names may repeat)
+    ev = {k: sum(c["ev"][k] for c in parts) for k in ("u_wrap_events", "v_saturation_events", "int32_wrap_events")}
     counts: dict[str, dict[str, int]] = {}
+    readout_spikes = 0
     for p in pops:
         c = {"neuron_updates": p.n * batch * steps}
         if p.spiking:
-            c["spikes"] = int(round(float(spikes[p.name])))
+            c["spikes"] = spikes[p.name]
+        else:
+            readout_spikes += spikes[p.name]
         counts[p.name] = c
     for s in S:
-        syn = s["syn"]
+        syn = s.syn
         c = counts.setdefault(syn.name, {})
-        c["synaptic_events"] = c.get("synaptic_events", 0) + int(round(float(syn_events[syn.name])))
+        c["synaptic_events"] = c.get("synaptic_events", 0) + syn_ev[s.idx]
         c["dense_synops"] = c.get("dense_synops", 0) + int(syn.weights.size) * batch * steps
-    info = {k: int(round(float(val))) for k, val in ev.items()}
+    info = dict(ev)
+    info["readout_spikes"] = readout_spikes
     info.update({
-        "device": dev, "gemm_dtype": str(gd).replace("torch.", ""),
-        "lag": {o: lags(program).get(pn) for o, pn in program.outputs.items()},
+        "device": dev, "gemm_dtype": str(gemm_dtype(program)).replace("torch.", ""),
+        "lag": declared_lag(program),
         "note": "Lava timing: each synapse delivers one step after its source fired",
     })
-    return RunResult(outputs=outputs, records=records, states=states_t, counts=counts, target="loihi2-emu",
-                     dt=program.dt, batch=int(batch), steps=int(steps), info=info)
+    if cpu:
+        info.update({"threads": n_threads, "chunk": chunk})
+    outputs = {o: value_t[pn] for o, pn in out_pop.items()}
+    records = {}
+    for r in rec:
+        records[r] = inputs[r].clone(memory_format=torch.contiguous_format) if r in program.inputs else value_t[r]
+    # the same population as output and record: distinct tensors, as before
+    seen: set = set()
+    for d in (outputs, records):
+        for k, t in d.items():
+            if id(t) in seen:
+                d[k] = t.clone()
+            seen.add(id(t))
+    states = {r: state_t[r] for r in rec if r in want_state}
+    return RunResult(outputs=outputs, records=records, states=states, counts=counts,
+                     target="loihi2-emu", dt=program.dt, batch=batch, steps=steps, info=info)
 
 
-def _value(pop, spikes, v, scale):
-    b = spikes.shape[0]
-    if pop.spiking:
-        return spikes.reshape(b, *pop.shape).to(torch.float32)
-    return (v.to(torch.float64) / scale).to(torch.float32).reshape(b, *pop.shape)
+def _colsum(a: torch.Tensor, ws) -> torch.Tensor:
+    """Column sums of 0/1 float32 values over all leading dims, exact: a float32 GEMV with a
+    row of ones (every partial sum is an integer ≤ the row count ≤ 2^24), float64 beyond."""
+    a = a.reshape(-1, a.shape[-1])
+    if a.shape[0] > F32_EXACT or a.dtype != torch.float32:
+        return a.sum(0, dtype=torch.float64)
+    ones = ws.get(("ones",), (1, a.shape[0]), torch.float32)
+    ones.fill_(1.0)
+    return torch.mm(ones, a)[0].to(torch.float64)
+
+
+def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out, state_out, dev, ws):
+    """One chunk of the batch: every block of populations in topological order. Fills
+    ``value_out`` / ``state_out`` ((batch, steps, *shape) slices) and returns counts."""
+    f64 = torch.float64
+    # batch-major (batch, steps, n) float32 0/1 spikes of the inputs and of every population
+    spk: dict[str, torch.Tensor] = {k: v.reshape(batch, steps, -1) for k, v in X.items()}
+    vals: dict[str, torch.Tensor] = {}  # population → (batch, steps, n) float64 v after reset
+    ev = {"u_wrap_events": 0.0, "v_saturation_events": 0.0, "int32_wrap_events": 0.0}
+    # spiking outputs / records are written straight into the result tensors
+    for name, t in value_out.items():
+        if P[name].pop.spiking:
+            spk[name] = t.view(batch, steps, -1)
+
+    def sent_all(s):
+        """What synapse ``s`` (into a safe population) sends at steps 1..steps−1, in act
+        units: its source's spikes at steps 0..steps−2 through one batched GEMM, written
+        time-major, (steps−1, batch, width)."""
+        src = spk[s.src].transpose(0, 1)[: steps - 1]
+        r = ws.get(("mm", s.idx), (steps - 1, batch, s.W.shape[1]), s.gd)
+        torch.bmm(src.to(s.gd), s.W.expand(steps - 1, -1, -1), out=r)
+        return _shift_act(r, s.e)
+
+    # populations whose v is needed: non-spiking values, recorded states
+    keep = {n for n in want_value if not P[n].pop.spiking} | set(want_state)
+    for block in blocks:
+        inside = set(block)
+        bp = [P[n] for n in block]
+        pre = {}
+        for q in bp:
+            parts = [s for s in q.incoming if q.safe and s.src not in inside]
+            D0 = Dr = None
+            if parts and steps >= 2:
+                # synapses from outside the block into a safe population: one GEMM over all
+                # steps; float32 while |sum of the parts (+ bias)| ≤ 2^24 is proven
+                A = sum(_row_bounds(s.syn.weights)[2] << (s.e + 6 if s.e >= 0 else 6) for s in parts)
+                fold = not q.ustate and q.bias is not None  # the bias joins the input
+                dt_ = torch.float32 if A + (q.bias_max if fold else 0) <= F32_EXACT else f64
+                if len(parts) == 1 and parts[0].delays is None and dt_ == torch.float32:
+                    Dr = sent_all(parts[0])
+                else:
+                    Dr = ws.get(("D", q.name), (steps - 1, batch, q.n), dt_, zero=True)
+                    for s in parts:
+                        r = sent_all(s)
+                        if s.delays is None:
+                            Dr += r
+                        else:
+                            for b, k in enumerate(s.delays):
+                                if k < steps - 1:
+                                    Dr[k:] += r[: steps - 1 - k, :, b * s.nd:(b + 1) * s.nd]
+                if fold:
+                    Dr += q.bias.to(dt_)
+                    D0 = q.bias
+            stepped = [s for s in q.incoming if not (q.safe and s.src not in inside)]
+            pre[q.name] = (D0, Dr, stepped)
+        _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws)
+    # ---- this chunk's results ------------------------------------------------------------
+    cnt = {k: _colsum(x, ws) for k, x in spk.items()}
+    for name in keep:
+        vals[name].div_(P[name].scale)  # v in NIR units
+    for name, t in value_out.items():
+        if not P[name].pop.spiking:
+            t.view(batch, steps, -1).copy_(vals[name])
+    for name, t in state_out.items():
+        t.view(batch, steps, -1).copy_(vals[name])
+    return {
+        "spikes": {name: int(round(float(c.sum()))) for name, c in cnt.items() if name in P},
+        "syn_events": [int(round(float(cnt[s.src] @ s.fan))) for s in S],
+        "ev": {k: int(round(v)) for k, v in ev.items()},
+    }
+
+
+def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
+    """Step the populations of one block through time. ``pre[name] = (D0, Dr, stepped)``:
+    what the synapses from outside send (``Dr[t − 1]`` at step t ≥ 1, ``D0`` at step 0:
+    the folded bias) and the synapses that are stepped here (inside the block, or into a
+    population on the checked path)."""
+    f64, f32 = torch.float64, torch.float32
+    stepped = [s for q in bp for s in pre[q.name][2]]
+    buf = {}
+    for s in stepped:
+        dt_ = f32 if s.act else f64
+        if s.delays is None:
+            # ping-pong: step t reads buf[(t + 1) % 2] (written at t − 1), writes buf[t % 2]
+            b2 = ws.get(("sent", s.idx), (2, batch, s.nd), dt_, zero=True)
+            buf[id(s)] = [b2[0], b2[1]]
+        else:
+            buf[id(s)] = ws.get(("sent", s.idx), (s.L, batch, s.nd), dt_, zero=True)
+    zeros = lambda n: torch.zeros((batch, n), dtype=f64, device=dev)  # noqa: E731
+    u = {q.name: ws.get(("u", q.name), (batch, q.n), f64, zero=True) for q in bp if q.ustate}
+    v = {q.name: ws.get(("v", q.name), (batch, q.n), f64, zero=True) for q in bp}
+    tmp = {q.name: ws.get(("tmp", q.name), (batch, q.n), f64) for q in bp}
+    wide = {q.name: ws.get(("wide", q.name), (batch, q.n), f64) for q in bp}
+
+    def add(dst, a, name):
+        """dst += a; a float32 input is widened into a reused buffer first (an in-place op
+        on mixed dtypes would allocate a temporary every step)."""
+        if a.dtype != f64:
+            a = wide[name].copy_(a)
+        dst.add_(a)
+
+    keep_v = {q.name for q in bp if q.name in keep}
+    for q in bp:
+        if q.name not in spk:
+            spk[q.name] = ws.get(("spk", q.name), (batch, steps, q.n), f32)
+        if q.name in keep_v:
+            vals[q.name] = ws.get(("vals", q.name), (batch, steps, q.n), f64)
+    wrap_cnt = {q.name: ws.get(("wrapc", q.name), (batch, q.n), f64, zero=True) for q in bp if q.safe and q.wrap}
+    sat_cnt = {q.name: ws.get(("satc", q.name), (batch, q.n), f64, zero=True) for q in bp
+               if q.safe and (q.clip_hi or q.clip_lo)}
+    i32 = torch.zeros((), dtype=f64, device=dev)  # int32 wraps (checked path only)
+    uw = torch.zeros((), dtype=f64, device=dev)
+    sat = torch.zeros((), dtype=f64, device=dev)
+    cur: dict[str, torch.Tensor] = {}
+    for t in range(steps):
+        # ---- neurons -----------------------------------------------------------------
+        for q in bp:
+            name = q.name
+            vv = v[name]
+            D0, Dr, st_in = pre[name]
+            if q.safe:
+                if q.ustate:
+                    uu = u[name]
+                    uu.mul_(q.cu).trunc_()
+                    if Dr is not None and t:
+                        add(uu, Dr[t - 1], name)
+                    for s in st_in:
+                        add(uu, buf[id(s)][(t + 1) % 2] if s.delays is None else buf[id(s)][t % s.L], name)
+                    if q.wrap:
+                        # Lava's single wrap (u > 2^23 → u − 2^24, u ≤ −2^23 → u + 2^24); here
+                        # |u| < 2^24, so k = floor((u + 2^23 − 1) / 2^24) ∈ {−1, 0, 1} is the wrap
+                        k = torch.add(uu, U_MAX - 1, out=tmp[name]).mul_(1.0 / (2 * U_MAX)).floor_()
+                        uu.add_(k, alpha=-2 * U_MAX)
+                        wrap_cnt[name].addcmul_(k, k)
+                if q.decay_v:
+                    vv.mul_(q.cv).trunc_()
+                if q.ustate:
+                    vv.add_(u[name])
+                else:
+                    if Dr is not None:
+                        if t:
+                            add(vv, Dr[t - 1], name)
+                        elif D0 is not None:
+                            vv.add_(D0)
+                    for s in st_in:
+                        add(vv, buf[id(s)][(t + 1) % 2] if s.delays is None else buf[id(s)][t % s.L], name)
+                if q.bias is not None and D0 is None:
+                    vv.add_(q.bias)
+                if q.clip_hi or q.clip_lo:
+                    # events: v > 2^23 − 1 or v < −(2^23 − 1); integers, so clamp(|v| − V_LIM, 0, 1)
+                    # is 1 exactly for a clipped neuron (one side only when the other is proven)
+                    c = tmp[name]
+                    if q.clip_hi and q.clip_lo:
+                        torch.abs(vv, out=c).sub_(V_LIM)
+                    elif q.clip_lo:
+                        torch.neg(vv, out=c).sub_(V_LIM)
+                    else:
+                        torch.sub(vv, V_LIM, out=c)
+                    sat_cnt[name].add_(c.clamp_(0, 1))
+                    vv.clamp_(-V_LIM if q.clip_lo else None, V_LIM if q.clip_hi else None)
+            else:
+                # fully checked path: Lava's int32 arithmetic, every wrap reproduced and counted
+                a_in = zeros(q.n)
+                for s in st_in:
+                    if s.delays is None:  # Dense: a_buff (int64) goes out through an int32 port
+                        a = buf[id(s)][(t + 1) % 2]
+                        w32 = _wrap32(a)
+                        i32 += (w32 != a).sum(dtype=f64)
+                        a_in = a_in + w32
+                    else:  # DelayDense: a_buff is int32 already
+                        a_in = a_in + buf[id(s)][t % s.L]
+                a32 = _wrap32(a_in)
+                act = a32 * 64
+                act32 = _wrap32(act)
+                dc = torch.trunc(u[name] * q.cu) + act32
+                dc32 = _wrap32(dc)
+                i32 += (a32 != a_in).sum(dtype=f64) + (act32 != act).sum(dtype=f64) + (dc32 != dc).sum(dtype=f64)
+                wr = torch.where(dc32 > U_MAX, dc32 - 2 * U_MAX, dc32)
+                wr = torch.where(wr <= -U_MAX, dc32 + 2 * U_MAX, wr)
+                uw += (wr != dc32).sum(dtype=f64)
+                u[name] = wr
+                upd = (torch.trunc(vv * q.cv) if q.decay_v else vv) + wr
+                if q.bias is not None:
+                    upd = upd + q.bias
+                upd32 = _wrap32(upd)
+                i32 += (upd32 != upd).sum(dtype=f64)
+                vc = upd32.clamp(-V_LIM, V_LIM)
+                sat += (vc != upd32).sum(dtype=f64)
+                vv.copy_(vc)
+            # spike where v > vth << 6 (integers: clamp(v − th, 0, 1) is the 0/1 spike), reset to 0
+            s_t = torch.sub(vv, q.th, out=tmp[name]).clamp_(0, 1)
+            vv.addcmul_(vv, s_t, value=-1)
+            spk[name][:, t].copy_(s_t)
+            if name in keep_v:
+                vals[name][:, t].copy_(vv)
+        # ---- stepped synapses accumulate this step's spikes (sent next step) ---------
+        cur.clear()
+        for s in stepped:
+            key = (s.src, s.gd)
+            sf = cur.get(key)
+            if sf is None:
+                src = spk[s.src][:, t]
+                sf = cur[key] = src.to(s.gd)
+            st = buf[id(s)]
+            if s.delays is None:
+                out = st[t % 2]
+                if s.act:
+                    torch.mm(sf, s.W, out=out)
+                    _shift_act(out, s.e)
+                else:
+                    out.copy_(_shift_raw(torch.mm(sf, s.W), s.e))
+            else:
+                st[t % s.L].zero_()
+                r = torch.mm(sf, s.W)
+                r = _shift_act(r, s.e) if s.act else _shift_raw(r, s.e)
+                for b, k in enumerate(s.delays):
+                    slot = st[(t + k + 1) % s.L]
+                    slot.add_(r[:, b * s.nd:(b + 1) * s.nd])
+                    if not s.act:  # DelayDense's a_buff is int32: each addition wraps
+                        w32 = _wrap32(slot)
+                        i32 += (w32 != slot).sum(dtype=f64)
+                        slot.copy_(w32)
+    for c in wrap_cnt.values():
+        uw += c.sum()
+    for c in sat_cnt.values():
+        sat += c.sum()
+    ev["int32_wrap_events"] += float(i32)
+    ev["u_wrap_events"] += float(uw)
+    ev["v_saturation_events"] += float(sat)
 
 
 class EmulatorTarget:

@@ -26,7 +26,7 @@ import torch
 
 from ...errors import InputError, NeurodeployError, UnsupportedError
 from ..base import RunResult, as_inputs
-from .emulator import check_binary, lags
+from .emulator import check_binary, declared_lag
 from .program import LoihiProgram
 
 TAGS = ("fixed_pt", "floating_pt")
@@ -242,7 +242,7 @@ class LavaProgram:
         return RunResult(outputs=outputs, records=records, states=states, counts=counts, target="lava", dt=prog.dt,
                          batch=int(batch), steps=int(steps),
                          info={"select_tag": self.select_tag, "wall_s": wall,
-                               "lag": {o: lags(prog).get(pn) for o, pn in prog.outputs.items()}})
+                               "lag": declared_lag(prog)})
 
     def save(self, path):
         return self.program.save(path)
