@@ -84,7 +84,9 @@ def test_declared_output_lag_extends_by_synaptic_depth(rng):
     lag, rule = declared_lag({"lag": {g.outputs[0]: 2}}, g, [n1, n2])
     assert lag == {n1: 1, n2: 2, g.outputs[0]: 2} and "synaptic depth" in rule
     lag, rule = declared_lag({"lag": {g.outputs[0]: 5}}, g, [n1, n2])
-    assert lag == {g.outputs[0]: 5} and "outputs only" in rule
+    assert lag == {g.outputs[0]: 5} and f"({n1}, {n2}) compared without lag" in rule
+    lag, rule = declared_lag({"lag": {g.outputs[0]: 5, n1: 3, n2: 4}}, g, [n1, n2])  # every layer declared
+    assert lag == {g.outputs[0]: 5, n1: 3, n2: 4} and rule == "declared per layer (info.lag)"
     assert declared_lag({"lag_steps": 1}, g, [n1])[0] == 1
     assert declared_lag({}, g, [n1]) == (0, "no lag declared")
 

@@ -52,7 +52,11 @@ def declared_lag(info: dict, graph=None, layers=()) -> tuple[int | dict, str]:
             out = {n: depth[n] for n in layers if n in depth}
             out.update({k: int(v) for k, v in declared.items()})
             return out, "per layer from the graph's synaptic depth (one step per synapse), which matches the target's declared output lag (info.lag)"
-    return {k: int(v) for k, v in declared.items()}, "declared for outputs only (info.lag); other layers compared without lag"
+    out = {k: int(v) for k, v in declared.items()}
+    missing = [n for n in layers if n not in out]
+    if not missing:
+        return out, "declared per layer (info.lag)"
+    return out, f"declared by the target (info.lag); layers without a declared lag ({', '.join(missing)}) compared without lag"
 
 
 def _lag_of(lag, node: str) -> int:
