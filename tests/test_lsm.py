@@ -91,6 +91,14 @@ def test_ridge_matches_sklearn():
     mean, std = x.mean(0), x.std(0)
     sk = Ridge(alpha=5.0).fit((x - mean) / std, np.eye(4)[y])
     np.testing.assert_allclose(ro.scores(x), sk.predict((x - mean) / std), rtol=1e-4, atol=1e-4)
+    # more features than samples (large reservoirs): the dual solve, same ridge solution
+    xw = rng.poisson(3.0, (40, 90)).astype(np.float32)
+    yw = rng.integers(0, 4, 40)
+    ro = RidgeReadout(alpha=2.0).fit(xw, yw, 4)
+    mean, std = xw.mean(0), xw.std(0)
+    std[std == 0] = 1
+    sk = Ridge(alpha=2.0).fit((xw - mean) / std, np.eye(4)[yw])
+    np.testing.assert_allclose(ro.scores(xw), sk.predict((xw - mean) / std), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["ridge", "mlp"])
@@ -240,6 +248,50 @@ def test_sparse_reservoir_dale_save_load_and_limits(tmp_path):
     assert big.run(inputs(1, t=3))[0].shape == (1, 3, 10_000)
 
 
+@pytest.mark.parametrize("mode", ["formed", "programmed"])
+def test_sparse_reservoir_program_save_load(tmp_path, mode):
+    """A reservoir program (sparse; and a dense one with kernel="dense") saves the reservoir,
+    its compile arguments, programmed conductances and calibrated ADC ranges; the loaded
+    program runs identically, without recalibrating."""
+    from neurodeploy.targets.rram.sparse import SparseReservoirProgram, load_program
+
+    x, x2 = inputs(4, t=30), inputs(3, t=30, p=0.15, seed=5)
+    for name, r, kernel in (("sparse", Reservoir(LSMConfig(n_neurons=120, fan_in=10, input_fan_in=30)), None),
+                            ("dense", Reservoir(LSMConfig(n_neurons=60)), "dense")):
+        p = r.compile("rram", mode=mode, seed=3, kernel=kernel)
+        assert p.needs_calibration
+        a = p.run(x)  # calibrates on x
+        ranges = p.adc_ranges()
+        assert set(ranges) == {"w_in", "w_rec"}
+        p.save(tmp_path / name / mode)
+        stored = np.load(tmp_path / name / mode / "conductances.npz").files
+        assert ("w_rec/dg_pos" in stored) == (mode == "programmed") and "w_rec/adc_range" in stored
+        q = load_program(tmp_path / name / mode)
+        assert isinstance(q, SparseReservoirProgram) and not q.needs_calibration and q.kernel == p.kernel
+        for k, v in q.adc_ranges().items():
+            assert np.array_equal(v, ranges[k])
+        b = q.run(x)
+        assert float(a.output.mean()) > 0.01 and torch.equal(a.output, b.output) and a.counts == b.counts
+        assert torch.equal(p.run(x2).output, q.run(x2).output)
+        assert torch.equal(p.run(x2, seed=9).output, q.run(x2, seed=9).output)
+    ref = Reservoir(LSMConfig(n_neurons=50, fan_in=5)).compile("reference")
+    ref.save(tmp_path / "ref")
+    assert torch.equal(load_program(tmp_path / "ref").run(x).output, ref.run(x).output)
+
+
+def test_fault_compensation_on_programmed_reservoir():
+    """Programmed sparse reservoir with the profile's stuck cells: compensation brings the
+    realized weights much closer to the ideal ones."""
+    r = Reservoir(LSMConfig(n_neurons=300, fan_in=20))
+    cfg = DeviceConfig.from_profile().ideal().replace(stuck_on=0.05, stuck_off=0.05)
+    ideal = r.compile("rram", mode="programmed", config=cfg.replace(stuck_on=0.0, stuck_off=0.0))
+    err = {}
+    for comp in (True, False):
+        p = r.compile("rram", mode="programmed", config=cfg.replace(fault_compensation=comp))
+        err[comp] = float((p.layers["w_rec"].w.values() - ideal.layers["w_rec"].w.values()).abs().mean())
+    assert err[True] < 0.5 * err[False], err  # formed-like weights fill the window: sign often blocks it
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 def test_sparse_reservoir_cuda_matches_cpu():
     r = Reservoir(LSMConfig(n_neurons=500, fan_in=20))
@@ -262,18 +314,35 @@ def digits():
     return to_spike_tensor(d.train), d.train.labels, to_spike_tensor(d.test), d.test.labels
 
 
+#: device seeds of the RRAM accuracy: one seed's test accuracy moves by about ±1 pp with any
+#: perturbation of a chaotic reservoir (450 test samples: binomial s.e. 1.1 pp), so the gap
+#: is judged on the mean over seeds (docs/rram.md, "Measured accuracies")
+ACC_SEEDS = (0, 1, 2)
+
+
 def test_software_vs_rram_accuracy_and_reservoir_beats_input_only(digits):
-    """Event digits (1347 train / 450 test): the RRAM reservoir (default rram_40nm read
-    noise, 8-bit ADC on its formed conductances) is within 1.5 pp of software, and both
+    """Event digits (1347 train / 450 test), 1000-neuron reservoir, ridge readout: the RRAM
+    reservoir (default rram_40nm: formed conductances, 1 % read noise, 8-bit ADCs calibrated
+    on training data) is on average over device seeds within 1.5 pp of software, and both
     beat the same ridge readout on the raw binned input by > 3 pp."""
     xtr, ytr, xte, yte = digits
-    res, readouts = evaluate(Reservoir(ACC_CONFIG), xtr, ytr, xte, yte, bins=1)
-    acc = res.accuracy
-    assert abs(acc["software"] - acc["rram"]) <= 0.015, acc
-    assert acc["software"] > acc["input_only"] + 0.03, acc
-    assert acc["rram"] > acc["input_only"] + 0.03, acc
+    res = Reservoir(ACC_CONFIG)
+    sw, _ = evaluate(res, xtr, ytr, xte, yte, variants=("software",), bins=1)
+    acc = sw.accuracy
+    rram = []
+    for seed in ACC_SEEDS:
+        r, _ = evaluate(res, xtr, ytr, xte, yte, variants=("rram",), bins=1, seed=seed, baseline=False, readout_seed=0)
+        rram.append(r.accuracy["rram"])
+        c = r.counts["rram"]
+        assert c["w_in"]["adc_conversions"] > 0 and r.programs["rram"].adc_ranges()  # calibrated ADCs
+        assert c["w_in"]["adc_saturations"] < 1e-4 * c["w_in"]["adc_conversions"]
+    mean = float(np.mean(rram))
+    report = dict(acc, rram=rram, rram_mean=mean)
+    print(report)
+    assert acc["software"] - mean <= 0.015, report
+    assert acc["software"] > acc["input_only"] + 0.03, report
+    assert mean > acc["input_only"] + 0.03 and min(rram) > acc["input_only"] + 0.015, report
     assert acc["software"] > 0.9
-    assert res.counts["rram"]["w_in"]["adc_conversions"] > 0
 
 
 # ---------------------------------------------------------------------------------- sweep / CLI
@@ -294,6 +363,7 @@ def test_parse_param():
 
     assert parse_param("levels=4,8,none") == ("levels", [4, 8, None])
     assert parse_param("read_noise=0,0.02") == ("read_noise", [0.0, 0.02])
+    assert parse_param("fault_compensation=0,1") == ("fault_compensation", [False, True])
     for bad in ("bogus=1", "levels=2.5", "read_noise=a", "read_noise", "levels=1", "stuck_on=2"):
         with pytest.raises(InputError):
             parse_param(bad)
@@ -324,3 +394,34 @@ def test_cli_lsm_train_eval_and_sweep(tmp_path, capsys):
     assert set(res["params"]) == {"read_noise", "levels"} and len(res["params"]["levels"][0]["accuracy"]) == 2
     assert (s / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["sweep", "--param", "nope=1", "-o", str(tmp_path / "x")]) == 2
+
+
+def test_cli_lsm_sparse_train_eval_roundtrip(tmp_path, capsys):
+    """`lsm train --fan-in` builds a sparse reservoir, saves its (programmed, calibrated)
+    reservoir program; `lsm eval` reloads it and reproduces the test accuracies."""
+    import json
+
+    from neurodeploy.cli import main
+    from neurodeploy.targets.rram.lsm import Reservoir as R_
+
+    d = tmp_path / "sparse"
+    assert main(["lsm", "train", "--neurons", "90", "--fan-in", "8", "--input-fan-in", "20", "--mode", "programmed",
+                 "--n-train", "100", "--n-test", "50", "-o", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "fan-in 8 (input 20)" in out and "RRAM accuracy" in out
+    meta = json.loads((d / "results.json").read_text())
+    assert meta["fan_in"] == 8 and meta["input_fan_in"] == 20
+    prog_meta = json.loads((d / "rram_program" / "program.json").read_text())
+    assert prog_meta["program"] == "reservoir" and prog_meta["mode"] == "programmed"
+    res = R_.load(d)
+    assert res.sparse is not None and tuple(res.sparse["w_rec"].index.shape) == (90, 8)
+    assert tuple(res.sparse["w_in"].index.shape) == (90, 20)
+    for argv in (["lsm", "eval", str(d), "--json"], ["lsm", "eval", str(d), "--json", "--read-seed", "0"]):
+        assert main(argv) == 0
+        acc = json.loads(capsys.readouterr().out)["accuracy"]
+        for k in ("software", "rram", "input_only"):
+            assert acc[k] == pytest.approx(meta["accuracy"][k])
+    assert main(["lsm", "eval", str(d), "--json", "--read-seed", "7"]) == 0  # another read-noise draw runs
+    capsys.readouterr()
+    assert main(["lsm", "train", "--neurons", "40", "--input-fan-in", "5", "-o", str(tmp_path / "bad")]) == 2
+    assert "input_fan_in needs fan_in" in capsys.readouterr().err

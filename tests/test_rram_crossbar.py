@@ -37,7 +37,8 @@ def test_adc_per_tile_matches_numpy_model():
     xb = Crossbar.program(w, cfg, dev.make_generator(0))
     x = spikes(40, 37, p=0.5, seed=1)
     y = xb(x).numpy()
-    # independent model: 5 row tiles of 8 inputs, each (tile) digitized with its own range
+    # independent model: 5 row tiles of 8 inputs × 5 column tiles of 3 outputs, each tile
+    # digitized with its own range (0.4 × its worst-case column sum)
     wn, xn = w.numpy().astype(np.float64), x.numpy().astype(np.float64)
     expect = np.zeros((40, 13))
     n = 2 ** 4 - 1
@@ -45,8 +46,9 @@ def test_adc_per_tile_matches_numpy_model():
     for t in range(5):
         sl = slice(8 * t, min(8 * t + 8, 37))
         part = xn[:, sl] @ wn[:, sl].T
-        full = max(np.abs(wn[c0:c0 + 3, sl]).sum(1).max() for c0 in range(0, 13, 3))
-        lsb = 0.4 * full / n
+        lsb = np.zeros(13)
+        for c0 in range(0, 13, 3):
+            lsb[c0:c0 + 3] = 0.4 * np.abs(wn[c0:c0 + 3, sl]).sum(1).max() / n
         code = np.round(part / lsb)
         sat += int(((np.abs(code) > n) & (xn[:, sl].any(1))[:, None]).sum())
         expect += np.clip(code, -n, n) * lsb
@@ -185,3 +187,59 @@ def test_bit_slicing_beats_one_coarse_pair():
         xb = Crossbar.program(w, IDEAL.replace(levels=4, slices=slices), dev.make_generator(0))
         err[slices] = float((xb.weight64 - w.double()).abs().max())
     assert err[3] < err[1] / 10
+
+
+# ---------------------------------------------------------------------------------- ADC calibration
+def test_calibrated_adc_range_is_observed_max_per_tile():
+    """adc_range="calibrated": each (row tile, column tile) group's full scale is the largest
+    |partial sum| its columns saw in the calibration reads (ADC bypassed), much below the
+    static worst case; the calibration data then never saturate and a larger input does."""
+    w = weights(13, 37)
+    cfg = IDEAL.replace(array_rows=8, array_cols=6, adc_bits=6)
+    xb = Crossbar.program(w, cfg, dev.make_generator(0))
+    worst = Crossbar.program(w, cfg.replace(adc_range="worst"), dev.make_generator(0))
+    assert xb.needs_calibration and xb.adc_range is None and xb.adc_groups == (1, 5, 5)
+    x = spikes(60, 37, p=0.3, seed=1)
+    xb.begin_calibration()
+    y_cal = xb(x)
+    xb.end_calibration()
+    torch.testing.assert_close(y_cal, F.linear(x, w), rtol=1e-5, atol=1e-5)  # bypassed ADC
+    wn, xn = w.numpy().astype(np.float64), x.numpy().astype(np.float64)
+    expect = np.zeros((5, 5))
+    for t in range(5):
+        part = np.abs(xn[:, 8 * t:8 * t + 8] @ wn[:, 8 * t:8 * t + 8].T).max(0)  # per output column
+        for c in range(5):
+            expect[t, c] = part[3 * c:3 * c + 3].max()
+    np.testing.assert_allclose(xb.adc_range[0].numpy(), expect, rtol=1e-5)
+    assert bool((xb.adc_range < worst.adc_range).all())
+    xb.reset_counts()
+    xb(x)
+    assert xb.counts()["adc_saturations"] == 0
+    xb(torch.ones(1, 37))
+    assert xb.counts()["adc_saturations"] > 0
+    # the finer LSB pays: less error than the worst-case range on the same data
+    err = lambda c: float((c(x) - F.linear(x, w)).abs().mean())  # noqa: E731
+    assert err(xb) < 0.6 * err(worst)
+
+
+def test_uncalibrated_crossbar_calibrates_on_first_call_and_keeps_range():
+    w = weights(6, 20)
+    xb = Crossbar.program(w, IDEAL.replace(adc_bits=8), dev.make_generator(0))
+    x = spikes(30, 20, p=0.4)
+    y = xb(x)
+    r = xb.adc_range.clone()
+    assert float(r.max()) == pytest.approx(float(F.linear(x, w).abs().max()), rel=1e-5)
+    assert xb.counts()["adc_saturations"] == 0
+    xb(spikes(30, 20, p=0.9, seed=4))
+    assert torch.equal(xb.adc_range, r)  # fixed once calibrated
+    assert float((y - F.linear(x, w)).abs().max()) <= float(r.max()) / 127 / 2 + 1e-5
+
+
+def test_adc_range_modes_validated():
+    from neurodeploy.errors import InputError
+
+    for bad in ("big", 0, -1.0, float("inf"), True):
+        with pytest.raises(InputError, match="adc_range"):
+            IDEAL.replace(adc_range=bad)
+    assert IDEAL.replace(adc_bits=8, adc_range="auto").adc_fraction == 1.0  # legacy alias of "worst"
+    assert IDEAL.replace(adc_bits=8).adc_calibrated and DeviceConfig().adc_range == "calibrated"

@@ -167,3 +167,67 @@ def test_each_non_ideality_switches_off_alone():
     for kw in (dict(levels=8), dict(programming_noise=0.05), dict(stuck_on=0.1), dict(stuck_off=0.1), dict(d2d=0.3)):
         out, _ = dev.program(t, BASE.replace(**kw), gen(0))
         assert not torch.equal(out, t), kw
+
+
+# ---------------------------------------------------------------------------------- fault compensation
+def _pairs(stuck):
+    """DeviceArray for pairs (2, n) with ``stuck[k] = (state of G+, state of G−)``, each None,
+    "on" or "off"; upper bounds at the window (no d2d)."""
+    n = len(stuck)
+    on = torch.zeros((2, n), dtype=torch.bool)
+    off = torch.zeros((2, n), dtype=torch.bool)
+    for k, pair in enumerate(stuck):
+        for c, state in enumerate(pair):
+            on[c, k] = state == "on"
+            off[c, k] = state == "off"
+    return dev.DeviceArray(torch.full((2, n), BASE.window, dtype=torch.float64), on, off, torch.zeros((2, n), dtype=torch.float64))
+
+
+def test_fault_compensation_restores_weights_by_hand():
+    """G+ stuck-on → G− = W − d; G− stuck-on → G+ = d + W; a stuck-off cell on the side the
+    sign needs → clipped to 0; both stuck → as is; no fault → as written."""
+    W = BASE.window
+    d = torch.tensor([0.3, -0.4, 0.5, 0.2, -0.7, -0.2, 0.45, 0.0], dtype=torch.float64) * W
+    stuck = [("on", None), (None, "on"), ("off", None), (None, "off"), ("on", None), ("on", "off"), (None, None), ("on", None)]
+    tp, tn = torch.clamp(d, min=0), torch.clamp(-d, min=0)
+    cfg = BASE.replace(stuck_on=0.05, stuck_off=0.05)  # fractions only switch the fault path on; masks are given
+    dg, _ = dev.program_pair(tp, tn, cfg, gen(0), _pairs(stuck))
+    got = (dg[0] - dg[1]) / W
+    expect = torch.tensor([0.3, -0.4, 0.0, 0.2, 0.0, 1.0, 0.45, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(got, expect, rtol=0, atol=1e-12)
+    assert float(dg[1, 0]) == pytest.approx(0.7 * W) and float(dg[0, 1]) == pytest.approx(0.6 * W)
+    assert float(dg[1, 4]) == pytest.approx(W)  # wanted 1.7 W: clipped, error 0.7 W instead of 1.0 W
+    plain, _ = dev.program_pair(tp, tn, cfg.replace(fault_compensation=False), gen(0), _pairs(stuck))
+    torch.testing.assert_close((plain[0] - plain[1]) / W,
+                               torch.tensor([1.0, -1.0, 0.0, 0.2, 0.3, 1.0, 0.45, 1.0], dtype=torch.float64), rtol=0, atol=1e-12)
+    # on the level grid (L = 4) with a stuck-on cell at the top level the partner lands on a level: exact
+    q, _ = dev.program_pair(tp[:2], tn[:2], cfg.replace(levels=4), gen(0), _pairs(stuck[:2]))
+    d4 = torch.round(d[:2] / (W / 3)) * (W / 3)
+    torch.testing.assert_close(q[0] - q[1], d4, rtol=0, atol=1e-18)
+
+
+def test_fault_compensation_statistics_and_untouched_pairs():
+    """Full rram_40nm write-verify of trained-network-like weights (normal, σ = W/5):
+    compensation leaves fault-free pairs bit for bit as they were and cuts the weight-error
+    variance several-fold (a stuck-on cell costs ~W uncompensated, ~|w| + the d2d mismatch
+    of the two bounds compensated)."""
+    cfg = DeviceConfig.from_profile()
+    g = gen(11)
+    d = torch.clamp(0.2 * torch.randn(N, generator=g, dtype=torch.float64), -1, 1) * cfg.window
+    tp, tn = torch.clamp(d, min=0), torch.clamp(-d, min=0)
+    on, devs = dev.program_pair(tp, tn, cfg, gen(12))
+    off, devs2 = dev.program_pair(tp, tn, cfg.replace(fault_compensation=False), gen(12))
+    assert torch.equal(devs.stuck_on, devs2.stuck_on) and torch.equal(devs.gmax, devs2.gmax)  # same devices
+    faulty = (devs.stuck_on | devs.stuck_off).any(0)
+    assert 0.15 < float(faulty.double().mean()) < 0.23  # 1 − 0.9² of the pairs
+    assert torch.equal(on[:, ~faulty], off[:, ~faulty])
+    err_on, err_off = (on[0] - on[1]) - d, (off[0] - off[1]) - d
+    v_on, v_off = float(err_on.var()), float(err_off.var())
+    assert v_on < v_off / 3, (v_on, v_off)
+    # on the faulty pairs alone the compensated error is far smaller
+    assert float(err_on[faulty].abs().mean()) < 0.5 * float(err_off[faulty].abs().mean())
+    # no stuck cells: the same as programming without the option
+    c0 = cfg.replace(stuck_on=0.0, stuck_off=0.0)
+    a, _ = dev.program_pair(tp, tn, c0, gen(13))
+    b, _ = dev.program_pair(tp, tn, c0.replace(fault_compensation=False), gen(13))
+    assert torch.equal(a, b)

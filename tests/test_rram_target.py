@@ -153,10 +153,69 @@ def test_graded_inputs_use_dac(rng):
 def test_adc_saturation_counted_with_small_range(rng):
     g = load(chain(nir.Input(np.array([32])), affine(rng, 8, 32), lif(8), nir.Output(np.array([8])), dt=1e-3))
     x = spikes((4, 10, 32), p=0.9, seed=1)
-    full = RRAMTarget().compile(g, config=IDEAL.replace(adc_bits=8)).run(x)
+    full = RRAMTarget().compile(g, config=IDEAL.replace(adc_bits=8, adc_range="worst")).run(x)
     small = RRAMTarget().compile(g, config=IDEAL.replace(adc_bits=8, adc_range=0.05)).run(x)
     assert full.counts["affine"]["adc_saturations"] == 0
     assert small.counts["affine"]["adc_saturations"] > 0
+    cal = RRAMTarget().compile(g, config=IDEAL.replace(adc_bits=8))  # calibrated on its first batch
+    assert cal.run(x).counts["affine"]["adc_saturations"] == 0  # (its calibration data)
+    w = torch.as_tensor(np.asarray(g.nodes["affine"].weight))
+    j = int(w.clamp(min=0).sum(1).argmax())
+    worst_input = (w[j] > 0).float().expand(1, 3, 32)  # the largest current column j can carry
+    assert cal.run(worst_input).counts["affine"]["adc_saturations"] > 0
+
+
+@pytest.mark.parametrize("name", ["dense", "recurrent_cuba", "conv"])
+def test_adc_calibration_pass_lazy_explicit_save_load(tmp_path, name):
+    """A program calibrates its ADC ranges on the first batch it runs (a separate pass, ADCs
+    bypassed), exactly as an explicit calibrate(x); ranges are then fixed, saved and loaded;
+    calibrating on other data gives other ranges."""
+    build, shape = CASES[name]
+    g = load(build(np.random.default_rng(0)))
+    x, x2 = spikes(shape, p=0.4, seed=0), spikes(shape, p=0.2, seed=1)
+    cfg = DeviceConfig.from_profile()
+    lazy = RRAMTarget().compile(g, config=cfg, seed=2)
+    assert lazy.needs_calibration and lazy.adc_ranges() == {}
+    ra = lazy.run(x, record="all")
+    explicit = RRAMTarget().compile(g, config=cfg, seed=2)
+    ranges = explicit.calibrate(x)
+    assert set(ranges) == set(g.synapse_nodes()) and not explicit.needs_calibration
+    for n, r in lazy.adc_ranges().items():
+        assert np.array_equal(r, ranges[n]) and np.all(r > 0)
+    rb = explicit.run(x, record="all")
+    for n in ra.records:
+        assert torch.equal(ra.records[n], rb.records[n]), n
+    assert ra.counts == rb.counts  # the calibration pass is not counted
+    explicit.save(tmp_path / "p")
+    q = RRAMProgram.load(tmp_path / "p")
+    assert not q.needs_calibration
+    assert torch.equal(q.run(x2).output, explicit.run(x2).output)
+    other = RRAMTarget().compile(g, config=cfg, seed=2)
+    other.calibrate(x2)
+    assert any(not np.array_equal(other.adc_ranges()[n], ranges[n]) for n in ranges)
+    worst = RRAMTarget().compile(g, config=cfg.replace(adc_range="worst"), seed=2)
+    for n, r in worst.adc_ranges().items():  # the static worst case bounds every calibrated range
+        assert np.all(ranges[n] <= r * (1 + 1e-6) + 0.05 * r.max())
+
+
+def test_fault_compensation_keeps_trained_layer_close_to_reference():
+    """Only the profile's stuck-at faults (5 % + 5 %): write-verify with partner compensation
+    realizes the weights far better than without, and the hidden layer's spike counts track
+    the reference more closely."""
+    build, shape = CASES["dense"]
+    g = load(build(np.random.default_rng(0)))
+    x = spikes(shape, p=0.4, seed=0)
+    ref = ReferenceTarget().compile(g).run(x, record="all").records["lif"].sum(1).flatten().numpy()
+    cfg = IDEAL.replace(stuck_on=0.05, stuck_off=0.05)
+    w = np.asarray(g.nodes["affine"].weight, np.float64)
+    err, corr = {}, {}
+    for comp in (True, False):
+        p = RRAMTarget().compile(g, config=cfg.replace(fault_compensation=comp), seed=0)
+        err[comp] = float(np.abs(p.effective_weights()["affine"] - w).mean())
+        counts = p.run(x, record="all").records["lif"].sum(1).flatten().numpy()
+        corr[comp] = np.corrcoef(ref, counts)[0, 1]
+    assert err[True] < 0.5 * err[False], err
+    assert corr[True] > corr[False] and corr[True] > 0.9, corr
 
 
 def test_seeded_runs_identical_and_seeds_differ():

@@ -77,9 +77,13 @@ def lsm_train(
     input_scale: float = typer.Option(2.0, help="Input weight of a full-window conductance difference."),
     recurrent_scale: float = typer.Option(2.0, help="Recurrent weight of a full-window conductance difference."),
     excitatory_fraction: Optional[float] = typer.Option(None, help="E/I split of the recurrent weights (Dale's law)."),
+    fan_in: Optional[int] = typer.Option(None, "--fan-in", help="Recurrent synapses per neuron: a sparse (fixed fan-in) reservoir, for large --neurons; --recurrent-density is then unused."),
+    input_fan_in: Optional[int] = typer.Option(None, "--input-fan-in", help="Input synapses per neuron of a sparse reservoir (default: the dense input array's expected count, n_inputs·(1 − (1 − input_density)²)); needs --fan-in."),
+    kernel: Optional[str] = typer.Option(None, help="Product kernel of a sparse reservoir: csr (default) | gather | dense."),
 ):
     """Build a reservoir from the device's random weights, train readouts on software and
-    RRAM spikes, print both accuracies (and the input-only baseline)."""
+    RRAM spikes, print both accuracies (and the input-only baseline). The RRAM program
+    (calibrated ADC ranges included) is saved in OUTPUT/rram_program."""
     import numpy as np
 
     from ...hardware import load_profile
@@ -91,14 +95,16 @@ def lsm_train(
         raise InputError(f"--readout {readout!r}: choose ridge or mlp")
     prof = load_profile(hardware)
     dcfg = DeviceConfig.from_profile(prof)
+    if kernel is not None and fan_in is None:
+        raise InputError("--kernel applies to sparse reservoirs: set --fan-in")
     cfg = LSMConfig(n_neurons=neurons, input_density=input_density, recurrent_density=recurrent_density,
                     input_scale=input_scale, recurrent_scale=recurrent_scale,
-                    excitatory_fraction=excitatory_fraction, seed=seed)
+                    excitatory_fraction=excitatory_fraction, seed=seed, fan_in=fan_in, input_fan_in=input_fan_in)
     c = _cli().console()
     out = _OutDir(output)
     xtr, ytr, xte, yte = event_digit_inputs(seed=seed, n_train=n_train, n_test=n_test)
     res_ = Reservoir(cfg, dcfg)
-    res, readouts = evaluate(res_, xtr, ytr, xte, yte, readout=readout, bins=bins, mode=mode, seed=seed)
+    res, readouts = evaluate(res_, xtr, ytr, xte, yte, readout=readout, bins=bins, mode=mode, seed=seed, kernel=kernel)
     with out as d:
         res_.save(d)
         np.savez_compressed(d / "readouts.npz", **{f"{v}/{k}": a for v, ro in readouts.items() for k, a in readout_state(ro).items()})
@@ -108,15 +114,17 @@ def lsm_train(
                 onnx_files[v] = readouts[v].export_onnx(d / f"readout_{v}.onnx").name
         except Exception as exc:  # onnx is an optional extra
             c.print(f"note: ONNX export skipped ({type(exc).__name__}: {exc})")
-        res_.compile("rram", mode=mode, seed=seed).save(d / "rram_program")
+        res.programs["rram"].save(d / "rram_program")  # as evaluated: ADC ranges calibrated on training data
         meta = {
             "data": data, "data_seed": seed, "n_train": n_train, "n_test": n_test, "samples": [len(ytr), len(yte)],
             "readout": readout, "bins": bins, "mode": mode, "seed": seed, "hardware": prof.name,
+            "fan_in": fan_in, "input_fan_in": cfg.input_k if cfg.sparse else None, "kernel": kernel,
             "accuracy": res.accuracy, "spike_rate": res.spike_rate, "onnx": onnx_files,
             "rram_counts": res.counts.get("rram", {}),
         }
         (d / "results.json").write_text(json.dumps(meta, indent=2))
-    c.print(f"wrote {output}  ({len(ytr)} train / {len(yte)} test samples, {neurons} neurons, {readout} readout, {mode} RRAM)")
+    sparse_txt = f", fan-in {fan_in} (input {cfg.input_k})" if cfg.sparse else ""
+    c.print(f"wrote {output}  ({len(ytr)} train / {len(yte)} test samples, {neurons} neurons{sparse_txt}, {readout} readout, {mode} RRAM)")
     c.print(f"software accuracy: {_pct(res.accuracy['software'])}")
     c.print(f"RRAM accuracy:     {_pct(res.accuracy['rram'])}  ({prof.name})")
     c.print(f"input-only readout: {_pct(res.accuracy['input_only'])}")
@@ -125,14 +133,15 @@ def lsm_train(
 @lsm_app.command("eval")
 def lsm_eval(
     lsm_dir: Path = typer.Argument(..., help="Directory written by `neurodeploy lsm train`."),
-    read_seed: Optional[int] = typer.Option(None, help="Read-noise seed (default: the training seed)."),
+    read_seed: Optional[int] = typer.Option(None, help="Read-noise seed: that of a program compiled with this seed (default: the training seed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the accuracies as JSON."),
 ):
-    """Re-run a trained LSM's reservoir (software and RRAM) on the test split and score
-    the stored readouts."""
+    """Re-run a trained LSM's reservoir (software and the saved RRAM program, with its
+    calibrated ADC ranges) on the test split and score the stored readouts."""
     import numpy as np
 
     from .lsm import Reservoir, event_digit_inputs, readout_from_state, spike_features
+    from .sparse import load_program
 
     if not (lsm_dir / "results.json").exists():
         raise InputError(f"{lsm_dir}: not an LSM directory (no results.json)")
@@ -144,12 +153,13 @@ def lsm_eval(
         v, _, rest = k.partition("/")
         states.setdefault(v, {})[rest] = st[k]
     _, _, xte, yte = event_digit_inputs(seed=meta["data_seed"], n_train=meta["n_train"], n_test=meta["n_test"])
-    seed = meta["seed"] if read_seed is None else read_seed
+    prog = load_program(lsm_dir / "rram_program")
     acc = {}
     for v in ("software", "rram"):
-        kw = dict(target="reference") if v == "software" else dict(target="rram", mode=meta["mode"], seed=seed)
-        s, _ = res_.run(xte, **kw)
-        acc[v] = readout_from_state(states[v]).accuracy(spike_features(s, meta["bins"]), yte)
+        kw = dict(target="reference") if v == "software" else dict(
+            program=prog, read_seed=None if read_seed is None else read_seed + 1)  # a program's read seed is its seed + 1
+        f, _, _ = res_.features(xte, meta["bins"], **kw)
+        acc[v] = readout_from_state(states[v]).accuracy(f, yte)
     if "input_only" in states:
         acc["input_only"] = readout_from_state(states["input_only"]).accuracy(spike_features(xte, meta["bins"]), yte)
     if as_json:

@@ -16,9 +16,17 @@ Per read (one input vector on one tile), in weight units (``s`` = weight per sie
 * Read noise: every device read is ``G(1 + σ_r n)``; the column current is then exactly
   ``y_j + σ_r s sqrt(Σ_i x_i² (G+_ij² + G−_ij²)) n_j``, which is how it is sampled (one
   normal per column per read instead of one per device: same distribution).
-* ADC: ``adc_bits`` signed mid-tread quantizer on ``[−R, R]``, with
-  ``R = adc_range × max_j Σ_i |W_ij|`` over the tile (``adc_range="auto"`` = 1: never
-  saturates for inputs in [0, 1]). Codes beyond ±R saturate and are counted.
+* ADC: ``adc_bits`` signed mid-tread quantizer on ``[−R_g, R_g]`` (``n = 2^(b−1) − 1``
+  codes each side, ``LSB = R_g/n``), one range per ADC group ``g`` = (bit slice, row tile,
+  column tile of ``cols/2`` outputs). ``adc_range="calibrated"`` (default):
+  ``R_g = max |y_j|`` over the calibration reads of the group's columns (observed column
+  currents, read noise included, ADC bypassed), the worst case where a group saw no
+  current; ``"worst"`` (alias ``"auto"``): ``R_g = max_{j∈g} Σ_i |W_ij|`` (never
+  saturates for inputs in [0, 1]); a number ``f``: ``f`` × the worst case. Codes beyond
+  ±n saturate and are counted. Calibration: :meth:`Crossbar.begin_calibration` /
+  :meth:`Crossbar.end_calibration` around the reads of calibration data (the programs run
+  a whole calibration pass); an uncalibrated crossbar called directly calibrates on that
+  call's vectors.
 * IR drop (optional, ``wire_resistance`` r > 0): each cell sees the series wire resistance
   ``R_ij = r ((j+1) + (rows − i))`` (cell pitches from the row driver and to the sense
   amplifier), so ``G_eff = G / (1 + G R_ij)`` — a first-order, load-independent
@@ -74,6 +82,8 @@ class Crossbar:
         # bit slices of one weight sit in further column pairs
         self.col_tiles = max(1, math.ceil(self.out_features * self.slices / self.cols))
         self.generator: torch.Generator | None = None
+        self._adc_range = None  # (S, T, CT) float64 full scale per ADC group, once known
+        self._calibrating = False
         self._prepare(sparse)
         self.reset_counts()
 
@@ -100,8 +110,7 @@ class Crossbar:
             scale = dev.weight_scale(wmax, config)
             tp, tn = dev.weights_to_targets(w, scale, config)
             tp, tn, scales = tp[None], tn[None], [scale]
-        devices = dev.DeviceArray.sample((2, *tp.shape), config, gen, w.device)
-        dg, devices = dev.program(torch.stack([tp, tn]), config, gen, devices)
+        dg, devices = dev.program_pair(tp, tn, config, gen)  # fault compensation per config
         return cls(dg[0], dg[1], scales, config, devices=devices, **kw)
 
     @classmethod
@@ -159,18 +168,72 @@ class Crossbar:
                 self._g2_sparse = g2[0].to(self.dtype).to_sparse_csr()
         if c.read_noise > 0:
             self._g2 = tiles(g2).to(self.dtype)
+        self._adc_lsb = None
         if c.adc_bits is not None:
-            colsum = F.pad(w_sl.abs(), (0, pad)).reshape(S, O, T, R).sum(3)  # (S, out, T)
-            full = colsum.amax(1)  # worst-case column sum per (slice, row tile): (S, T)
-            frac = 1.0 if c.adc_range == "auto" else float(c.adc_range)
-            rng = torch.clamp(full.reshape(-1) * frac, min=torch.finfo(torch.float32).tiny)
-            n = max(2 ** (c.adc_bits - 1) - 1, 1)
-            self._adc_n = n
-            self._adc_lsb = (rng / n).to(self.dtype)[:, None, None]  # (S·T, 1, 1)
+            colsum = F.pad(w_sl.abs(), (0, pad)).reshape(S, O, T, R).sum(3).transpose(1, 2)  # (S, T, out)
+            self._adc_worst = self._group_max(colsum)  # worst-case column sum per ADC group (S, T, CT)
+            self._adc_n = max(2 ** (c.adc_bits - 1) - 1, 1)
+            if c.adc_fraction is not None:
+                self._adc_range = self._adc_worst * c.adc_fraction
+            if self._adc_range is not None:
+                self.set_adc_range(self._adc_range)
 
     @property
     def tiles(self) -> int:
         return self.row_tiles * self.col_tiles
+
+    # --- ADC range -----------------------------------------------------------------------
+    @property
+    def adc_groups(self) -> tuple[int, int, int]:
+        """(slices, row tiles, column tiles per slice): one ADC range per group."""
+        return self.slices, self.row_tiles, max(1, math.ceil(self.out_features / self.cols))
+
+    def _group_max(self, per_col: torch.Tensor) -> torch.Tensor:
+        """(S, T, out) per-column values → (S, T, CT) maxima per column tile."""
+        S, T, CT = self.adc_groups
+        v = F.pad(per_col.to(torch.float64), (0, CT * self.cols - self.out_features))
+        return v.reshape(S, T, CT, self.cols).amax(-1)
+
+    @property
+    def adc_range(self) -> torch.Tensor | None:
+        """Full scale ``R`` (weight units) per ADC group, (slices, row tiles, column tiles);
+        None while a calibrated range is not yet calibrated, or without an ADC."""
+        return None if self.config.adc_bits is None else self._adc_range
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.config.adc_calibrated and self._adc_range is None
+
+    def set_adc_range(self, rng) -> None:
+        """Set the full scale per ADC group ((S, T, CT) or broadcastable; weight units)."""
+        S, T, CT = self.adc_groups
+        r = torch.as_tensor(rng, dtype=torch.float64, device=self.dg_pos.device).expand(S, T, CT).clone()
+        if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
+            raise ValueError("ADC ranges must be finite and >= 0")
+        self._adc_range = r
+        per_col = r[:, :, torch.arange(self.out_features, device=r.device) // self.cols]  # (S, T, out)
+        rng_ = torch.clamp(per_col, min=torch.finfo(torch.float32).tiny)
+        self._adc_lsb = (rng_ / self._adc_n).to(self.dtype).reshape(S * T, 1, self.out_features)
+
+    def begin_calibration(self) -> None:
+        """Start an ADC calibration pass: reads bypass the ADC (the rest of the read path is
+        unchanged) and the largest |column current| is recorded per column."""
+        if self.config.adc_bits is None:
+            return
+        S, T, _ = self.adc_groups
+        self._cal_max = torch.zeros((S * T, self.out_features), dtype=torch.float64, device=self.dg_pos.device)
+        self._calibrating = True
+
+    def end_calibration(self) -> None:
+        """Set each ADC group's range to the largest current seen (the worst case where the
+        group saw none) and leave calibration mode."""
+        if not self._calibrating:
+            return
+        S, T, _ = self.adc_groups
+        obs = self._group_max(self._cal_max.reshape(S, T, self.out_features))
+        self._calibrating = False
+        del self._cal_max
+        self.set_adc_range(torch.where(obs > 0, obs, self._adc_worst))
 
     def conductances(self):
         """Absolute conductances (S) of the positive and negative arrays, (out × in), or
@@ -237,12 +300,20 @@ class Crossbar:
             else:
                 var = torch.bmm(xt * xt, self._g2)
             noise = torch.randn(y.shape, generator=self.generator, dtype=y.dtype, device=y.device)
-            y = y + c.read_noise * torch.sqrt(var) * noise
-        if c.adc_bits is not None:
-            code = torch.round(y / self._adc_lsb)
-            sat = code.abs() > self._adc_n
-            cnt["adc_saturations"] += (sat & (reads[:, :, None] > 0)).sum(dtype=torch.float64)
-            y = torch.clamp(code, -self._adc_n, self._adc_n) * self._adc_lsb
+            y = y + var.sqrt_().mul_(c.read_noise).mul_(noise)  # in place: one (S·T, N, out) buffer less
+        if c.adc_bits is not None and self._calibrating:
+            if y.shape[1]:
+                self._cal_max = torch.maximum(self._cal_max, y.abs().amax(1).to(torch.float64))
+        elif c.adc_bits is not None:
+            if self._adc_lsb is None:  # called directly, never calibrated: calibrate on these reads
+                self.begin_calibration()
+                if y.shape[1]:
+                    self._cal_max = y.abs().amax(1).to(torch.float64)
+                self.end_calibration()
+            code = torch.div(y, self._adc_lsb).round_()
+            # a read with no active row carries y = 0 exactly (no current, no read noise): never saturated
+            cnt["adc_saturations"] += (code.abs() > self._adc_n).sum(dtype=torch.float64)
+            y = code.clamp_(-self._adc_n, self._adc_n).mul_(self._adc_lsb)
         y = y.sum(0)
         return y if bias is None else y + bias
 

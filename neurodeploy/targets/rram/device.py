@@ -27,6 +27,17 @@ Equations (conductances in siemens, ``W = g_max - g_min`` the window):
   ``w_max_dtod``); a target above it saturates there.
 * **Stuck-at faults**: a fraction ``stuck_on`` of devices sits at its ``g_max_i``,
   ``stuck_off`` at ``g_min`` whatever is written.
+* **Fault compensation** (``fault_compensation``, on by default): write-verify reads every
+  cell back, so it knows which cells are stuck and where (a stuck cell does not move under
+  SET/RESET pulses). For a pair ``(G+, G−)`` with target difference ``d = w/s`` and one cell
+  stuck at ``a`` (``a = g_max_i − g_min`` stuck-on, ``0`` stuck-off, as an offset), the
+  partner is written to ``ΔG− = a − d`` (G+ stuck) or ``ΔG+ = d + a`` (G− stuck), then
+  levels, programming noise and its own bound apply as to any write: exact when the
+  partner can reach it (e.g. G+ stuck-on and ``w ≥ 0``, G+ stuck-off and ``w ≤ 0``), else
+  clipped (the error shrinks from up to ``a`` to the part beyond the partner's window).
+  Pairs with both cells stuck, or none, are written as usual (Xia et al., "Stuck-at fault
+  tolerance in RRAM computing systems", DAC 2017; Aguirre et al., Electronics 10:2427,
+  2021).
 * **Drift / relaxation**: ``G(t) = G0 (t/t0)^(-nu)``, ``nu ~ N(nu_mean, nu_std)`` per
   device, evaluated at ``read_time`` (``read_time <= t0`` means no drift). For RRAM
   ``nu_mean = 0``: the conductance spreads rather than decays (aihwkit
@@ -68,6 +79,10 @@ FORMED_G_MEAN = 0.5
 FORMED_G_STD = 0.25
 #: Forming voltage used by default for the reservoir (P(V) ~ 0.1).
 DEFAULT_FORMING_VOLTAGE = 2.27
+#: ``DeviceConfig.adc_range`` modes besides a number (fraction of the worst case).
+ADC_RANGE_MODES = ("calibrated", "worst", "auto")
+#: Offset of the read-noise seeds of an ADC calibration pass (independent of run seeds).
+CALIBRATION_SEED_OFFSET = 1_000_003
 
 
 def _check_fraction(name, v, hi=1.0):
@@ -88,6 +103,14 @@ class DeviceConfig:
     ``stuck_on``/``stuck_off`` (fractions), ``d2d`` (relative std of each device's upper
     bound), ``adc_bits`` (None = ideal read-out), ``dac_bits`` (for graded inputs; None =
     ideal), ``wire_resistance`` (ohm per cell pitch; IR drop).
+
+    ``adc_range`` sets the full scale ``±R`` of each tile's ADCs (see :mod:`.crossbar`):
+    ``"calibrated"`` (default: ``R`` = the largest column current seen on calibration data,
+    per tile; the first batch a program runs unless ``calibrate(x)`` was called),
+    ``"worst"`` (the static worst case ``max_j Σ_i |W_ij|``, never saturates for inputs in
+    [0, 1]; ``"auto"`` is an alias kept for saved programs) or a positive number (that
+    fraction of the worst case). ``fault_compensation`` (default on): write-verify
+    compensates stuck cells with the partner cell of their differential pair.
     """
 
     g_min: float = 0.0
@@ -105,12 +128,13 @@ class DeviceConfig:
     stuck_off: float = 0.05
     d2d: float = 0.3
     adc_bits: int | None = 8
-    adc_range: float | str = "auto"
+    adc_range: float | str = "calibrated"
     dac_bits: int | None = 8
     wire_resistance: float = 0.0
     read_voltage: float = 0.2
     array_rows: int = 512
     array_cols: int = 512
+    fault_compensation: bool = True
 
     def __post_init__(self):
         if not (self.g_max > self.g_min >= 0):
@@ -133,10 +157,14 @@ class DeviceConfig:
                 raise InputError(f"DeviceConfig: {name} must be a finite number >= 0, got {v!r}")
         if not (self.drift_t0 > 0 and self.read_time > 0):
             raise InputError("DeviceConfig: drift_t0 and read_time must be > 0 seconds")
-        if not (isinstance(self.adc_range, str) and self.adc_range == "auto") and not (
-            isinstance(self.adc_range, (int, float)) and self.adc_range > 0
+        if not (isinstance(self.adc_range, str) and self.adc_range in ADC_RANGE_MODES) and not (
+            isinstance(self.adc_range, (int, float)) and not isinstance(self.adc_range, bool)
+            and math.isfinite(self.adc_range) and self.adc_range > 0
         ):
-            raise InputError(f"DeviceConfig: adc_range must be 'auto' or a positive number, got {self.adc_range!r}")
+            raise InputError(f"DeviceConfig: adc_range must be one of {', '.join(repr(m) for m in ADC_RANGE_MODES)} "
+                             f"or a positive number, got {self.adc_range!r}")
+        if not isinstance(self.fault_compensation, bool):
+            raise InputError(f"DeviceConfig: fault_compensation must be True or False, got {self.fault_compensation!r}")
         if self.array_rows < 1 or self.array_cols < 2:
             raise InputError("DeviceConfig: the array needs >= 1 row and >= 2 columns (a differential pair)")
 
@@ -194,6 +222,18 @@ class DeviceConfig:
     @property
     def is_ideal(self) -> bool:
         return self == self.ideal()
+
+    @property
+    def adc_calibrated(self) -> bool:
+        """True when the ADC range is calibrated on data (``adc_range="calibrated"``)."""
+        return self.adc_bits is not None and self.adc_range == "calibrated"
+
+    @property
+    def adc_fraction(self) -> float | None:
+        """The fixed ADC range as a fraction of the worst case (None when calibrated)."""
+        if self.adc_range == "calibrated":
+            return None
+        return 1.0 if self.adc_range in ("worst", "auto") else float(self.adc_range)
 
     @property
     def drifts(self) -> bool:
@@ -283,6 +323,47 @@ def program(targets: torch.Tensor, config: DeviceConfig, gen: torch.Generator, d
     dg = torch.where(devices.stuck_on, devices.gmax, dg)
     dg = torch.where(devices.stuck_off, torch.zeros_like(dg), dg)
     return dg, devices
+
+
+def compensate_faults(targets: torch.Tensor, devices: DeviceArray) -> torch.Tensor:
+    """Write-verify targets of differential pairs ``targets`` (2, ...) = (ΔG+, ΔG−) with
+    stuck cells compensated by their partner: G+ stuck at ``a`` → ``ΔG− = a − d``; G− stuck
+    at ``b`` → ``ΔG+ = d + b`` (``d = ΔG+ − ΔG−`` the target difference; ``a``, ``b`` the
+    stuck offsets: the device's upper bound when stuck-on, 0 when stuck-off). Pairs with no
+    stuck cell or two are returned unchanged; the result may leave the window and is
+    clipped by :func:`program` like any target."""
+    t = targets.to(torch.float64)
+    stuck = devices.stuck_on | devices.stuck_off
+    if not bool(stuck.any()):
+        return t
+    val = torch.where(devices.stuck_on, devices.gmax, torch.zeros_like(devices.gmax))
+    d = t[0] - t[1]
+    only_p = stuck[0] & ~stuck[1]
+    only_n = stuck[1] & ~stuck[0]
+    tp = torch.where(only_n, val[1] + d, t[0])
+    tn = torch.where(only_p, val[0] - d, t[1])
+    return torch.stack([tp, tn])
+
+
+def program_pair(tp: torch.Tensor, tn: torch.Tensor, config: DeviceConfig, gen: torch.Generator,
+                 devices: DeviceArray | None = None):
+    """Write-verify of differential pairs: targets ``tp``/``tn`` (ΔG+, ΔG− offsets, S, same
+    shape). Draws the devices (shape ``(2, *tp.shape)``) unless given, compensates stuck
+    cells with their partner when ``config.fault_compensation`` (:func:`compensate_faults`),
+    then :func:`program`. Returns ``(dg, devices)`` with ``dg[0]``/``dg[1]`` the G+/G−
+    offsets. Without stuck cells the result equals ``program(stack([tp, tn]))``."""
+    t = torch.stack([tp, tn]).to(torch.float64)
+    if devices is None:
+        devices = DeviceArray.sample(tuple(t.shape), config, gen, t.device)
+    if config.fault_compensation and (config.stuck_on > 0 or config.stuck_off > 0):
+        t = compensate_faults(t, devices)
+    return program(t, config, gen, devices)
+
+
+def calibration_generator(seed: int, index: int, device="cpu") -> torch.Generator:
+    """Read-noise generator of layer ``index`` (in sorted name order) in the ADC calibration
+    pass of a program with seed ``seed`` (independent of the run seeds)."""
+    return make_generator((CALIBRATION_SEED_OFFSET + int(seed)) * 7919 + index, device)
 
 
 def drift(dg: torch.Tensor, devices: DeviceArray, config: DeviceConfig, t: float | None = None) -> torch.Tensor:

@@ -249,20 +249,45 @@ class Reservoir:
         raise InputError(f"LSM: mode must be 'formed' or 'programmed', got {mode!r}")
 
     def run(self, x, target="reference", mode="formed", config=None, seed=None, batch_size=512, device="cpu",
-            kernel=None):
+            kernel=None, program=None, read_seed=None):
         """Reservoir spikes (B, T, N) for inputs ``x`` (B, T, n_inputs), in batches, plus the
-        summed event counts (``kernel``: see :meth:`compile`)."""
-        prog = self.compile(target, mode, config, seed, device, kernel)
-        x = torch.as_tensor(x, dtype=torch.float32)
+        summed event counts (``kernel``: see :meth:`compile`). ``program``: run this compiled
+        program of the reservoir instead of compiling one (e.g. one whose ADC ranges were
+        calibrated on training data); ``read_seed``: its read-noise seed (default: the
+        program's). A program compiled here with ``adc_range="calibrated"`` calibrates its
+        ADCs on the first batch."""
         outs, counts = [], {}
+        for out in self._batches(x, target, mode, config, seed, batch_size, device, kernel, program, read_seed, counts):
+            outs.append(out.cpu())
+        return torch.cat(outs), counts
+
+    def features(self, x, bins: int = 1, target="reference", mode="formed", config=None, seed=None, batch_size=512,
+                 device="cpu", kernel=None, program=None, read_seed=None, max_batch_elements: int = 2 ** 26):
+        """Spike-count features (:func:`spike_features`, (B, bins·N) float32) of inputs ``x``
+        without keeping the spike trains: batches of at most ``batch_size`` samples and
+        ``max_batch_elements`` spikes (B·T·N), so large reservoirs fit in memory. Returns
+        ``(features, counts, spike_rate)``; arguments as :meth:`run`."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        steps = x.shape[1] if x.ndim > 1 else 1
+        bs = max(1, min(int(batch_size), max_batch_elements // max(1, steps * self.config.n_neurons)))
+        feats, counts = [], {}
+        total = 0.0
+        for out in self._batches(x, target, mode, config, seed, bs, device, kernel, program, read_seed, counts):
+            feats.append(spike_features(out.cpu(), bins))
+            total += float(out.sum(dtype=torch.float64))
+        n = x.shape[0] * steps * self.config.n_neurons
+        return np.concatenate(feats), counts, (total / n if n else 0.0)
+
+    def _batches(self, x, target, mode, config, seed, batch_size, device, kernel, program, read_seed, counts):
+        prog = program if program is not None else self.compile(target, mode, config, seed, device, kernel)
+        x = torch.as_tensor(x, dtype=torch.float32)
         for i in range(0, x.shape[0], batch_size):
-            r = prog.run(x[i:i + batch_size])
-            outs.append(r.output.cpu())
+            r = prog.run(x[i:i + batch_size]) if read_seed is None else prog.run(x[i:i + batch_size], seed=read_seed)
             for n, c in r.counts.items():
                 d = counts.setdefault(n, {})
                 for k, v in c.items():
                     d[k] = v if k == "tiles" else d.get(k, 0) + v
-        return torch.cat(outs), counts
+            yield r.output
 
     def save(self, path):
         d = Path(path)
@@ -376,8 +401,13 @@ class RidgeReadout(Readout):
 
     @staticmethod
     def _solve(x, y1h, alpha):
+        """``(XᵀX + λI)⁻¹ XᵀY``; with more features than samples the identical dual form
+        ``Xᵀ(XXᵀ + λI)⁻¹ Y`` (an n × n solve: large reservoirs)."""
+        n, f = x.shape
+        if f > n:
+            return x.T @ np.linalg.solve(x @ x.T + alpha * np.eye(n), y1h)
         xtx = x.T @ x
-        return np.linalg.solve(xtx + alpha * np.eye(x.shape[1]), x.T @ y1h)
+        return np.linalg.solve(xtx + alpha * np.eye(f), x.T @ y1h)
 
     def fit(self, features, labels, n_classes: int | None = None) -> "RidgeReadout":
         x = np.asarray(features, np.float64)
@@ -442,28 +472,37 @@ class LSMResult:
     accuracy: dict = field(default_factory=dict)
     spike_rate: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    programs: dict = field(default_factory=dict, repr=False)  # the compiled (calibrated) program per variant
 
 
 def evaluate(reservoir: Reservoir, x_train, y_train, x_test, y_test, *, variants=("software", "rram"),
              readout: str = "ridge", bins: int = 1, rram_config: DeviceConfig | None = None, mode: str = "formed",
-             seed: int = 0, baseline: bool = True, readout_seed: int | None = None):
+             seed: int = 0, baseline: bool = True, readout_seed: int | None = None, kernel: str | None = None,
+             calibration_samples: int = 128, batch_size: int = 512):
     """Train a readout per variant on the reservoir's training-set spikes and test it.
 
     Variants: ``software`` (reference target, ideal weights), ``rram`` (RRAM target,
     ``rram_config`` or the reservoir's device config, ``mode``). ``seed`` seeds the device
     (programming, read noise), ``readout_seed`` (default ``seed``) the readout training.
-    ``baseline`` adds the same readout on the raw binned input. Returns (LSMResult,
-    {variant: Readout})."""
+    ``baseline`` adds the same readout on the raw binned input. Each variant is compiled
+    once (``kernel``: see :meth:`Reservoir.compile`); a calibrated ADC range is calibrated
+    on the first ``calibration_samples`` training samples and then kept for the training
+    and the test set, as a deployed macro would be. Returns (LSMResult, {variant: Readout});
+    ``LSMResult.programs`` holds the compiled programs."""
     res = LSMResult()
     rseed = seed if readout_seed is None else readout_seed
     readouts = {}
     for v in variants:
         kw = dict(target="reference") if v == "software" else dict(target="rram", mode=mode, config=rram_config, seed=seed)
-        s_tr, c_tr = reservoir.run(x_train, **kw)
-        s_te, _ = reservoir.run(x_test, **kw)
-        ro = READOUTS[readout](seed=rseed).fit(spike_features(s_tr, bins), y_train, 10)
-        res.accuracy[v] = ro.accuracy(spike_features(s_te, bins), y_test)
-        res.spike_rate[v] = float(s_tr.float().mean())
+        prog = reservoir.compile(**kw, kernel=kernel)
+        if getattr(prog, "needs_calibration", False):
+            prog.calibrate(torch.as_tensor(x_train[:calibration_samples], dtype=torch.float32))
+        res.programs[v] = prog
+        f_tr, c_tr, rate = reservoir.features(x_train, bins, program=prog, batch_size=batch_size)
+        f_te, _, _ = reservoir.features(x_test, bins, program=prog, batch_size=batch_size)
+        ro = READOUTS[readout](seed=rseed).fit(f_tr, y_train, 10)
+        res.accuracy[v] = ro.accuracy(f_te, y_test)
+        res.spike_rate[v] = rate
         res.counts[v] = c_tr
         readouts[v] = ro
     if baseline:
@@ -573,7 +612,7 @@ def parse_param(text: str):
             if f != int(f):
                 raise InputError(f"--param {text!r}: {name} takes integers, got {v!r}")
             out.append(int(f))
-        elif name == "programming_noise_state_dependent":
+        elif name in ("programming_noise_state_dependent", "fault_compensation"):
             out.append(bool(f))
         else:
             out.append(f)

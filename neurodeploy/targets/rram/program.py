@@ -139,6 +139,8 @@ class RRAMProgram:
                     devices = dev.DeviceArray(torch.zeros_like(nu), z, z, nu)
                 xb = Crossbar(torch.as_tensor(s["dg_pos"]), torch.as_tensor(s["dg_neg"]), torch.as_tensor(s["scales"]), config,
                               devices=devices, **kw)
+                if "adc_range" in s and config.adc_calibrated:
+                    xb.set_adc_range(torch.as_tensor(s["adc_range"]))
             elif name in conductances:
                 gp, gn, scale = conductances[name]
                 gp, gn = torch.as_tensor(gp, dtype=torch.float64), torch.as_tensor(gn, dtype=torch.float64)
@@ -149,7 +151,7 @@ class RRAMProgram:
                 xb = Crossbar.program(torch.as_tensor(w), config, gen, **kw)
             xb.sparse_candidate = isinstance(node, (nir.Affine, nir.Linear))
             if xb.sparse_candidate and (xb.fast or xb.row_tiles == 1) and self._want_sparse(xb):
-                xb._prepare(sparse=True)
+                xb._prepare(sparse=True)  # keeps a set ADC range
             self.crossbars[name] = xb
             if isinstance(node, (nir.Affine, nir.Linear)):
                 bias = torch.as_tensor(np.asarray(node.bias), dtype=self.dtype, device=self.device) if isinstance(node, nir.Affine) else None
@@ -176,12 +178,52 @@ class RRAMProgram:
         """The weight matrix each crossbar realizes (after programming, drift, IR drop)."""
         return {n: xb.weight64.cpu().numpy() for n, xb in self.crossbars.items()}
 
+    @property
+    def needs_calibration(self) -> bool:
+        """True while some crossbar's ADC range (``adc_range="calibrated"``) is not set."""
+        return any(xb.needs_calibration for xb in self.crossbars.values())
+
+    def adc_ranges(self) -> dict[str, np.ndarray]:
+        """Full scale per ADC group (slices, row tiles, column tiles) of each crossbar with an
+        ADC whose range is known (weight units)."""
+        return {n: xb.adc_range.cpu().numpy() for n, xb in self.crossbars.items() if xb.adc_range is not None}
+
+    def calibrate(self, x) -> dict[str, np.ndarray]:
+        """ADC calibration pass: simulate inputs ``x`` with every ADC bypassed (read noise,
+        DAC etc. as usual, noise from a calibration seed) and set each ADC group's full scale
+        to the largest column current it saw (:meth:`.crossbar.Crossbar.end_calibration`).
+        Only crossbars with ``adc_range="calibrated"`` change; calling it again recalibrates.
+        :meth:`run` calls it on its input when a range is not yet set. Returns
+        :meth:`adc_ranges`."""
+        g = self.graph
+        inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
+        cal = [(i, xb) for i, (n, xb) in enumerate(sorted(self.crossbars.items())) if xb.config.adc_calibrated]
+        if not cal:  # no calibrated ADC: nothing to do
+            return self.adc_ranges()
+        for i, xb in cal:
+            xb.generator = dev.calibration_generator(self.seed, i, self.device)
+            xb.begin_calibration()
+        try:
+            with torch.no_grad():
+                self._loop.run(inputs, [], False, None)
+        except BaseException:
+            for _, xb in cal:
+                xb._calibrating = False
+            raise
+        for _, xb in cal:
+            xb.end_calibration()
+        return self.adc_ranges()
+
     def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
         """Simulate. ``seed`` seeds the read noise (default: the program's seed, so two runs
-        of one program are identical)."""
+        of one program are identical). A program whose ADC ranges are to be calibrated and
+        are not yet first runs :meth:`calibrate` on ``x`` (its first batch is its calibration
+        data; call :meth:`calibrate` first to calibrate on other data)."""
         g = self.graph
         inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
         rec = record_set(record, g)
+        if self.needs_calibration:
+            self.calibrate(inputs)
         rseed = self.seed + 1 if seed is None else int(seed)
         for i, (n, xb) in enumerate(sorted(self.crossbars.items())):
             xb.generator = dev.make_generator(rseed * 7919 + i, self.device)
@@ -205,7 +247,8 @@ class RRAMProgram:
 
     # ---------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """A directory: graph.nir, program.json (config, seed), conductances.npz."""
+        """A directory: graph.nir, program.json (config, seed), conductances.npz (programmed
+        offsets, drift exponents, calibrated ADC ranges)."""
         from ...graph import save
         from ...graph.io import write_atomic
 
@@ -219,6 +262,8 @@ class RRAMProgram:
             arrays[f"{n}/scales"] = xb.scales.cpu().numpy()
             if xb.devices is not None:
                 arrays[f"{n}/nu"] = xb.devices.nu.cpu().numpy()
+            if xb.adc_range is not None and xb.config.adc_calibrated:
+                arrays[f"{n}/adc_range"] = xb.adc_range.cpu().numpy()
 
         def w_npz(tmp):
             with open(tmp, "wb") as f:

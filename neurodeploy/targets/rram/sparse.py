@@ -24,10 +24,12 @@ sparse products, never as an N × N matrix.
 Non-idealities on the sparse path (target ``"rram"``):
 
 * applied: read noise (per column and read, ``σ_r s sqrt(Σ x²(G+² + G−²))``, the cells at
-  ``g_min`` outside the stored synapses included), ADC (signed mid-tread, range
-  ``adc_range × max_j Σ_k |W_jk|`` as the dense crossbar), DAC for graded inputs, drift of
-  the stored cells; in ``mode="programmed"`` write-verify of the stored synapses (levels,
-  programming noise, device-to-device bounds, stuck-at faults of those cells).
+  ``g_min`` outside the stored synapses included), ADC (signed mid-tread, one full scale per
+  column tile of ``array_cols/2`` neurons: calibrated on data, the worst case
+  ``max_j Σ_k |W_jk|`` or a fraction of it, as the dense crossbar), DAC for graded inputs,
+  drift of the stored cells; in ``mode="programmed"`` write-verify of the stored synapses
+  (levels, programming noise, device-to-device bounds, stuck-at faults of those cells and
+  their compensation by the partner cell).
 * not applied: IR drop (``wire_resistance > 0`` is refused: it depends on the cell's
   position in a tile); bit slicing (``slices > 1`` in programmed mode is refused); faults
   and drift of the cells *outside* the stored synapses (a stuck-on cell there would add a
@@ -35,6 +37,8 @@ Non-idealities on the sparse path (target ``"rram"``):
   digitizes each neuron's whole column sum once, which is what the dense crossbar does when
   the layer fits one row tile (``n_pre ≤ array_rows``) — larger dense layers digitize each
   row tile's partial sum.
+
+Programs save and load (:meth:`SparseReservoirProgram.save`, :func:`load_program`).
 
 Event counts are those of the dense path on the same weights (the layer laid out on
 crossbar tiles as :mod:`.crossbar` does): ``synaptic_events`` (nonzero input × n_post),
@@ -45,9 +49,11 @@ crossbar tiles as :mod:`.crossbar` does): ``synaptic_events`` (nonzero input × 
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -230,12 +236,15 @@ class SparseLayer:
             self.c0 = float(2.0 * (config.g_min * scale) ** 2)
             self.g2 = place(g2 - self.c0)
         self.adc = config is not None and config.adc_bits is not None
-        if self.adc:
-            frac = 1.0 if config.adc_range == "auto" else float(config.adc_range)
-            full = w64.abs().sum(1).amax() if w64.numel() else torch.zeros((), dtype=torch.float64)
-            rng = torch.clamp(full * frac, min=torch.finfo(torch.float32).tiny)
+        self._adc_range = None
+        self._calibrating = False
+        self.adc_lsb = None
+        if self.adc:  # one ADC range per column tile (array_cols/2 neurons), as the dense crossbar
             self.adc_n = max(2 ** (config.adc_bits - 1) - 1, 1)
-            self.adc_lsb = (rng / self.adc_n).to(device=device, dtype=dtype)
+            self._pairs = int(config.array_cols) // 2
+            self._adc_worst = self._group_max(w64.abs().sum(1).to(device))
+            if config.adc_fraction is not None:
+                self.set_adc_range(self._adc_worst * config.adc_fraction)
         if config is not None:
             self.rows = int(config.array_rows)
             self.row_tiles = max(1, math.ceil(self.n_pre / self.rows))
@@ -246,6 +255,47 @@ class SparseLayer:
     @property
     def tiles(self) -> int:
         return self.row_tiles * self.col_tiles
+
+    # ADC range: one per column tile; see Crossbar (the whole column sum is digitized once)
+    @property
+    def adc_groups(self) -> int:
+        return max(1, math.ceil(self.n_post / self._pairs))
+
+    def _group_max(self, per_neuron: torch.Tensor) -> torch.Tensor:
+        g = self.adc_groups
+        v = torch.nn.functional.pad(per_neuron.to(torch.float64), (0, g * self._pairs - self.n_post))
+        return v.reshape(g, self._pairs).amax(1)
+
+    @property
+    def adc_range(self) -> torch.Tensor | None:
+        """Full scale per ADC group (column tiles,), weight units; None if not set / no ADC."""
+        return self._adc_range if self.adc else None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.adc and self.config.adc_calibrated and self._adc_range is None
+
+    def set_adc_range(self, rng) -> None:
+        r = torch.as_tensor(rng, dtype=torch.float64, device=self.device).reshape(-1).expand(self.adc_groups).clone()
+        if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
+            raise ValueError("ADC ranges must be finite and >= 0")
+        self._adc_range = r
+        per = r[torch.arange(self.n_post, device=r.device) // self._pairs]
+        rng_ = torch.clamp(per, min=torch.finfo(torch.float32).tiny)
+        self.adc_lsb = (rng_ / self.adc_n).to(self.dtype)[:, None]  # (n_post, 1)
+
+    def begin_calibration(self) -> None:
+        if self.adc:
+            self._cal_max = torch.zeros(self.n_post, dtype=torch.float64, device=self.device)
+            self._calibrating = True
+
+    def end_calibration(self) -> None:
+        if not self._calibrating:
+            return
+        obs = self._group_max(self._cal_max)
+        self._calibrating = False
+        del self._cal_max
+        self.set_adc_range(torch.where(obs > 0, obs, self._adc_worst))
 
     def nbytes(self) -> int:
         ts = [self.outdeg] + [t for t in (self.index,) if t is not None]
@@ -334,7 +384,15 @@ class SparseLayer:
             b = x.shape[1]  # drawn batch-major, as the dense crossbar draws it
             noise = torch.randn((1, b, self.n_post), generator=self.generator, dtype=y.dtype, device=y.device)[0].T
             y = y + c.read_noise * torch.sqrt(torch.clamp(var, min=0)) * noise
-        if self.adc:  # a read with no active row gives y = 0: never saturated
+        if self.adc and self._calibrating:
+            if y.shape[1]:
+                self._cal_max = torch.maximum(self._cal_max, y.abs().amax(1).to(torch.float64))
+        elif self.adc:  # a read with no active row gives y = 0: never saturated
+            if self.adc_lsb is None:  # never calibrated: calibrate on these reads
+                self.begin_calibration()
+                if y.shape[1]:
+                    self._cal_max = y.abs().amax(1).to(torch.float64)
+                self.end_calibration()
             code = torch.round(y / self.adc_lsb)
             self._counts["adc_saturations"] += (code.abs() > self.adc_n).sum(dtype=torch.float64)
             y = torch.clamp(code, -self.adc_n, self.adc_n) * self.adc_lsb
@@ -346,14 +404,21 @@ class SparseReservoirProgram:
     """A reservoir compiled for one target, simulated neuron-major with one product per
     layer and step: ``"reference"`` (the ideal weights, float32) or ``"rram"``
     (``mode="formed"``: the formed conductances read through the device model;
-    ``"programmed"``: the ideal weights written with write-verify on the stored synapses).
+    ``"programmed"``: the ideal weights written with write-verify on the stored synapses,
+    stuck cells compensated by their partner when ``config.fault_compensation``).
     Fixed-fan-in reservoirs run with ``kernel`` "csr" (default), "gather" or "dense"; dense
     reservoirs with "dense". ``run`` returns the same :class:`RunResult` as the Graph
-    programs (output ``(B, T, N)`` spikes; counts per node)."""
+    programs (output ``(B, T, N)`` spikes; counts per node). ADC ranges
+    (``adc_range="calibrated"``) are calibrated as the Graph programs calibrate them
+    (:meth:`calibrate`, or the first batch :meth:`run` sees). :meth:`save` / :meth:`load`
+    store the reservoir, the compile arguments, the conductances when they differ from the
+    formed ones (programmed or drifted) and the calibrated ADC ranges."""
+
+    program_kind = "reservoir"
 
     def __init__(self, reservoir, target: str = "reference", mode: str = "formed", config: DeviceConfig | None = None,
-                 seed: int = 0, device="cpu", dtype=torch.float32, kernel: str = "auto"):
-        from ..reference import _device
+                 seed: int = 0, device="cpu", dtype=torch.float32, kernel: str = "auto", _stored: dict | None = None):
+        from ..reference import _device, _dtype
 
         if target not in ("reference", "rram"):
             raise InputError(f"LSM: target must be 'reference' or 'rram', got {target!r}")
@@ -370,7 +435,8 @@ class SparseReservoirProgram:
         self.target = target
         self.mode = mode
         self.device = _device(device)
-        self.dtype = dtype
+        self.dtype = _dtype(dtype)
+        dtype = self.dtype
         self.seed = int(seed)
         self.kernel = kernel
         rc = reservoir.config
@@ -381,36 +447,27 @@ class SparseReservoirProgram:
                                    "compile a dense reservoir without kernel, or set wire_resistance=0")
         if cfg is not None and mode == "programmed" and cfg.slices > 1 and cfg.levels is not None:
             raise UnsupportedError("reservoir program: bit slicing (slices > 1) is not modelled on this path")
-        if sparse:
-            src = {k: (w.index, w.dg_pos, w.dg_neg, w.n_pre) for k, w in reservoir.sparse.items()}
-        else:
-            src = {k: (None, gp, gn, gp.shape[1]) for k, (gp, gn) in reservoir.dg.items()}
-        gen = dev.make_generator(self.seed, src["w_in"][1].device)
+        cond = self._conductances() if _stored is None else {
+            k: (torch.as_tensor(v["dg_pos"], dtype=torch.float64), torch.as_tensor(v["dg_neg"], dtype=torch.float64),
+                float(v["scale"])) for k, v in _stored.items() if "dg_pos" in v}
         self.layers: dict[str, SparseLayer] = {}
-        for name in ("w_in", "w_rec"):  # sorted names: the dense program's generator order
-            index, gp, gn, n_pre = src[name]
+        for name in ("w_in", "w_rec"):
+            index, gp, gn, n_pre = self._source(name)
             s = reservoir.scale[name]
             if cfg is None:
                 w64 = ((gp - gn) * s).to(torch.float32).to(torch.float64)  # the ideal float32 weights
                 self.layers[name] = SparseLayer(index, w64, s, None, n_pre, dtype, self.device, kernel)
                 continue
-            if mode == "programmed":
-                w = ((gp - gn) * s).to(torch.float32).to(torch.float64)
-                s = dev.weight_scale(float(w.abs().max()) if w.numel() else 0.0, cfg)
-                tp, tn = dev.weights_to_targets(w, s, cfg)
-                devices = dev.DeviceArray.sample((2, *tp.shape), cfg, gen, tp.device)
-                dg, devices = dev.program(torch.stack([tp, tn]), cfg, gen, devices)
-                if cfg.drifts:
-                    dg = dev.drift(dg, devices, cfg)
-                gp, gn = dg[0], dg[1]
-            elif cfg.drifts:
-                devices = dev.DeviceArray.sample((2, *gp.shape), cfg.replace(stuck_on=0.0, stuck_off=0.0, d2d=0.0), gen, gp.device)
-                dg = dev.drift(torch.stack([gp, gn]), devices, cfg)
-                gp, gn = dg[0], dg[1]
+            if name in cond:
+                gp, gn, s = cond[name]
+                gp, gn = gp.to(index.device if index is not None else gp.device), gn.to(gp.device)
             gp_abs, gn_abs = gp + cfg.g_min, gn + cfg.g_min
             w64 = ((gp_abs - cfg.g_min) - (gn_abs - cfg.g_min)) * s
             g2 = (gp_abs ** 2 + gn_abs ** 2) * s ** 2 if cfg.read_noise > 0 else None
-            self.layers[name] = SparseLayer(index, w64, s, cfg, n_pre, dtype, self.device, kernel, g2=g2)
+            layer = SparseLayer(index, w64, s, cfg, n_pre, dtype, self.device, kernel, g2=g2)
+            if _stored is not None and "adc_range" in _stored.get(name, {}) and cfg.adc_calibrated:
+                layer.set_adc_range(torch.as_tensor(_stored[name]["adc_range"]))
+            self.layers[name] = layer
         n = rc.n_neurons
         tau = rc.dt / (1 - rc.decay)
         full = lambda v: np.full(n, v, np.float32)  # noqa: E731
@@ -421,6 +478,40 @@ class SparseReservoirProgram:
         col = lambda t: None if t is None else t.reshape(-1, 1)  # noqa: E731  neuron-major
         self.params = replace(p, shape=(n, 1), **{f: col(getattr(p, f)) for f in ("a_mem", "r", "v_leak", "v_threshold", "v_reset")})
 
+    def _source(self, name):
+        """(index or None, dg_pos, dg_neg, n_pre) of the reservoir's formed layer ``name``."""
+        r = self.reservoir
+        if r.sparse is not None:
+            w = r.sparse[name]
+            return w.index, w.dg_pos, w.dg_neg, w.n_pre
+        gp, gn = r.dg[name]
+        return None, gp, gn, gp.shape[1]
+
+    def _conductances(self) -> dict:
+        """``{layer: (dg_pos, dg_neg, scale)}`` for the layers whose conductances are not the
+        formed ones: write-verify (``mode="programmed"``) and/or drift. Deterministic in the
+        program seed (layers in sorted order, the dense program's generator order)."""
+        cfg = self.config
+        if cfg is None or (self.mode == "formed" and not cfg.drifts):
+            return {}
+        gen = dev.make_generator(self.seed, self._source("w_in")[1].device)
+        out = {}
+        for name in ("w_in", "w_rec"):
+            _, gp, gn, _ = self._source(name)
+            s = self.reservoir.scale[name]
+            if self.mode == "programmed":
+                w = ((gp - gn) * s).to(torch.float32).to(torch.float64)
+                s = dev.weight_scale(float(w.abs().max()) if w.numel() else 0.0, cfg)
+                tp, tn = dev.weights_to_targets(w, s, cfg)
+                dg, devices = dev.program_pair(tp, tn, cfg, gen)
+                if cfg.drifts:
+                    dg = dev.drift(dg, devices, cfg)
+            else:
+                devices = dev.DeviceArray.sample((2, *gp.shape), cfg.replace(stuck_on=0.0, stuck_off=0.0, d2d=0.0), gen, gp.device)
+                dg = dev.drift(torch.stack([gp, gn]), devices, cfg)
+            out[name] = (dg[0], dg[1], float(s))
+        return out
+
     @property
     def tiles(self) -> dict[str, int]:
         return {n: l.tiles for n, l in self.layers.items()} if self.config is not None else {}
@@ -429,33 +520,55 @@ class SparseReservoirProgram:
         """Bytes of the compiled weights on the run device."""
         return sum(l.nbytes() for l in self.layers.values())
 
-    def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
-        """Simulate inputs ``x`` (B, T, n_inputs). ``record``: any of "lif", "w_in", "w_rec"
-        (or "all"); ``seed``: read-noise seed (default: the program's seed + 1, as the
-        dense RRAM program)."""
-        from ... import dynamics
+    # --- ADC calibration -----------------------------------------------------------------
+    @property
+    def needs_calibration(self) -> bool:
+        return any(l.needs_calibration for l in self.layers.values())
 
+    def adc_ranges(self) -> dict[str, np.ndarray]:
+        """Full scale per ADC group (column tiles) of each layer whose range is known."""
+        return {n: l.adc_range.cpu().numpy() for n, l in self.layers.items() if l.adc_range is not None}
+
+    def calibrate(self, x) -> dict[str, np.ndarray]:
+        """ADC calibration pass on inputs ``x`` (B, T, n_inputs), as
+        :meth:`.program.RRAMProgram.calibrate`: ADCs bypassed, read noise from the
+        calibration seed, each group's range = the largest |column current| it saw."""
+        xin, graded = self._prepare_inputs(x)
+        cal = [(i, l) for i, (n, l) in enumerate(sorted(self.layers.items())) if l.adc and l.config.adc_calibrated]
+        if not cal:  # no calibrated ADC: nothing to do
+            return self.adc_ranges()
+        for i, layer in cal:
+            layer.generator = dev.calibration_generator(self.seed, i, self.device)
+            layer.begin_calibration()
+        try:
+            self._loop(xin, graded, [], False, None)
+        except BaseException:
+            for _, layer in cal:
+                layer._calibrating = False
+            raise
+        for _, layer in cal:
+            layer.end_calibration()
+        return self.adc_ranges()
+
+    def _prepare_inputs(self, x):
         rc = self.reservoir.config
         x = as_inputs(x, ["input"], {"input": (rc.n_inputs,)}, self.dtype, self.device)["input"]
-        names = ["lif", "w_in", "w_rec"]
-        rec = names if record == "all" else ([] if not record else ([record] if isinstance(record, str) else list(record)))
-        for r in rec:
-            if r not in names:
-                raise InputError(f"cannot record node '{r}' of a reservoir program (nodes: {', '.join(names)})")
-        b, steps = x.shape[:2]
-        n = rc.n_neurons
-        rseed = self.seed + 1 if seed is None else int(seed)
-        for i, (name, layer) in enumerate(sorted(self.layers.items())):
-            layer.generator = dev.make_generator(rseed * 7919 + i, self.device)
-            layer.reset_counts()
         xin = x.permute(1, 2, 0)  # (T, n_inputs, B); a column-major view is as fast on the CPU,
         if xin.is_cuda:  # cuSPARSE's CSR product is ~3× slower on column-major operands
             xin = xin.contiguous()
         graded = None
         if self.config is not None and self.config.dac_bits is not None:
             graded = ((xin != 0) & (xin != 1)).flatten(1).any(1).tolist()
+        return xin, graded
+
+    def _loop(self, xin, graded, recs_names, record_states, progress):
+        """The time loop: spikes (T, N, B), records {name: [per step]}, membrane potentials."""
+        from ... import dynamics
+
+        steps, _, b = xin.shape
+        n = self.reservoir.config.n_neurons
         out = torch.empty((steps, n, b), dtype=self.dtype, device=self.device)
-        recs = {r: [] for r in rec if r != "lif"}
+        recs = {r: [] for r in recs_names if r != "lif"}
         vs = []
         state = {"v": torch.zeros((n, b), dtype=self.dtype, device=self.device)}  # v_init "zero", as the Graph programs
         z = torch.zeros((n, b), dtype=self.dtype, device=self.device)
@@ -476,6 +589,30 @@ class SparseReservoirProgram:
                     vs.append(state["v"])
                 if progress is not None:
                     progress(t + 1, steps)
+        return out, recs, vs
+
+    def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
+        """Simulate inputs ``x`` (B, T, n_inputs). ``record``: any of "lif", "w_in", "w_rec"
+        (or "all"); ``seed``: read-noise seed (default: the program's seed + 1, as the
+        dense RRAM program). Uncalibrated ADC ranges are first calibrated on ``x``."""
+        rc = self.reservoir.config
+        names = ["lif", "w_in", "w_rec"]
+        rec = names if record == "all" else ([] if not record else ([record] if isinstance(record, str) else list(record)))
+        for r in rec:
+            if r not in names:
+                raise InputError(f"cannot record node '{r}' of a reservoir program (nodes: {', '.join(names)})")
+        xin, graded = self._prepare_inputs(x)
+        if self.needs_calibration:
+            self.calibrate(x)
+        steps, _, b = xin.shape
+        n = rc.n_neurons
+        rseed = self.seed + 1 if seed is None else int(seed)
+        for i, (name, layer) in enumerate(sorted(self.layers.items())):
+            layer.generator = dev.make_generator(rseed * 7919 + i, self.device)
+            layer.reset_counts()
+        out, recs, vs = self._loop(xin, graded, rec, record_states, progress)
+        w_in, w_rec = self.layers["w_in"], self.layers["w_rec"]
+        with torch.no_grad():
             w_in.count(xin, graded)
             w_rec.count(out[:-1], binary=True)  # step t reads the spikes of step t − 1 (none at t = 0)
             spikes = out.sum(2).sum(dtype=torch.float64)  # (T, N) partial sums ≤ B: exact
@@ -503,5 +640,68 @@ class SparseReservoirProgram:
         return RunResult(outputs={"output": spk}, records=records, states=states, counts=counts,
                          target=self.target, dt=rc.dt, batch=int(b), steps=int(steps), info=info)
 
-    def save(self, path):
-        raise UnsupportedError("a reservoir program is not saved: save the Reservoir (Reservoir.save) and compile it again")
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """A directory: ``program.json`` (target, mode, seed, kernel, dtype, device config),
+        ``reservoir/`` (:meth:`.lsm.Reservoir.save`: the formed conductances and sizes) and
+        ``conductances.npz`` (per layer the programmed/drifted conductance offsets and
+        scale when they differ from the formed ones, and the calibrated ADC ranges).
+        :meth:`load` rebuilds the identical program."""
+        from ...graph.io import write_atomic
+
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        self.reservoir.save(d / "reservoir")
+        arrays = {}
+        for name, (gp, gn, s) in self._conductances().items():
+            arrays[f"{name}/dg_pos"] = gp.cpu().numpy()
+            arrays[f"{name}/dg_neg"] = gn.cpu().numpy()
+            arrays[f"{name}/scale"] = np.asarray(s, np.float64)
+        if self.config is not None and self.config.adc_calibrated:
+            for name, r in self.adc_ranges().items():
+                arrays[f"{name}/adc_range"] = r
+
+        def w_npz(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        write_atomic(d / "conductances.npz", w_npz)
+        meta = {"target": self.target, "program": self.program_kind, "mode": self.mode, "seed": self.seed,
+                "kernel": self.kernel, "dtype": str(self.dtype).replace("torch.", ""),
+                "config": None if self.config is None else self.config.to_dict()}
+        write_atomic(d / "program.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        return d
+
+    @classmethod
+    def load(cls, path, device="cpu") -> "SparseReservoirProgram":
+        from .lsm import Reservoir
+
+        d = Path(path)
+        if not (d / "program.json").exists():
+            raise InputError(f"{d}: not a saved reservoir program (no program.json)")
+        meta = json.loads((d / "program.json").read_text())
+        if meta.get("program") != cls.program_kind:
+            raise InputError(f"{d}: program.json is not a reservoir program (program={meta.get('program')!r})")
+        reservoir = Reservoir.load(d / "reservoir")
+        data = np.load(d / "conductances.npz")
+        stored: dict = {}
+        for key in data.files:
+            n, _, field_ = key.rpartition("/")
+            stored.setdefault(n, {})[field_] = data[key]
+        config = None if meta["config"] is None else DeviceConfig(**meta["config"])
+        return cls(reservoir, meta["target"], meta["mode"], config, meta["seed"], device, meta["dtype"],
+                   kernel=meta["kernel"], _stored=stored)
+
+
+def load_program(path, device="cpu"):
+    """Load a saved RRAM Graph program (:class:`.program.RRAMProgram`) or reservoir program
+    (:class:`SparseReservoirProgram`), whichever ``path`` holds."""
+    d = Path(path)
+    if not (d / "program.json").exists():
+        raise InputError(f"{d}: not a saved program (no program.json)")
+    meta = json.loads((d / "program.json").read_text())
+    if meta.get("program") == SparseReservoirProgram.program_kind:
+        return SparseReservoirProgram.load(d, device)
+    from .program import RRAMProgram
+
+    return RRAMProgram.load(d, device)
