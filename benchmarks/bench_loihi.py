@@ -18,6 +18,9 @@ issue's ratio: emulator batched vs Lava per sample, end to end) and
 one). Every Lava run is checked to give exactly the emulator's spikes. On a CUDA machine
 the emulator's GPU rate is recorded as well.
 
+``test_bench_lava_conv_lowering``: one conv Program lowered to Lava ``Conv``, ``Sparse`` and
+``Dense`` processes; marginal Lava time per step of each (docs/loihi.md, "Lava lowering").
+
 Run: ``.venv/bin/python -m pytest -q benchmarks/bench_loihi.py --benchmark-only -s``
 (``make bench``). Numbers are per machine (and per load: other processes on the cores
 slow both sides); nothing here is asserted about time.
@@ -144,3 +147,79 @@ def test_bench_emulator_vs_lava(benchmark, prog):
         info["emulator_cuda_samples_x_steps_per_s"] = g
         lines.append(f"loihi2-emu CUDA (batch 65536): {g:,.0f} samples×steps/s")
     print("\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------
+# Lava lowering of a conv net: Conv vs Sparse vs Dense processes for the same Program
+# ---------------------------------------------------------------------------------------
+CONV_SHORT, CONV_LONG = 16, 80
+
+
+def _conv_graph():
+    """2×32×32 → conv 3×3 p1 → 8×32×32 LIF → SumPool 2 + conv 3×3 p1 → 8×16×16 LIF →
+    flatten → dense 10 → LI (unrolled matrices 8192×2048 and 2048×8192)."""
+    import nir
+
+    rng = np.random.default_rng(0)
+
+    def lif(shape, tau):
+        o = np.ones(shape, np.float32)
+        return nir.LIF(tau=o * tau, r=o, v_leak=0 * o, v_threshold=o * float(rng.uniform(0.4, 0.9)), v_reset=0 * o)
+
+    def conv(c_out, c_in, h, mean):
+        w = (rng.normal(mean, 1.0, (c_out, c_in, 3, 3)) * 2).astype(np.float32)
+        return nir.Conv2d(input_shape=(h, h), weight=w, stride=1, padding=1, dilation=1, groups=1,
+                          bias=np.zeros(c_out, np.float32))
+
+    o10 = np.ones(10, np.float32)
+    g = nir.NIRGraph(nodes={
+        "in": nir.Input(input_type=np.array([2, 32, 32])),
+        "conv1": conv(8, 2, 32, 0.6), "lif1": lif((8, 32, 32), 1e-2),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "conv2": conv(8, 8, 16, 0.3), "lif2": lif((8, 16, 16), 1e-2),
+        "flat": nir.Flatten(input_type={"input": np.array([8, 16, 16])}, start_dim=0, end_dim=-1),
+        "fc": nir.Linear(weight=rng.normal(0.1, 1, (10, 2048)).astype(np.float32)),
+        "ro": nir.LI(tau=o10 * 2e-2, r=o10, v_leak=0 * o10), "out": nir.Output(output_type=np.array([10]))},
+        edges=[("in", "conv1"), ("conv1", "lif1"), ("lif1", "pool"), ("pool", "conv2"), ("conv2", "lif2"),
+               ("lif2", "flat"), ("flat", "fc"), ("fc", "ro"), ("ro", "out")])
+    return load(g, dt=1e-3)
+
+
+def _lava_steps_only(program, plan, steps):  # runs in run_isolated's child
+    from neurodeploy.targets.loihi import lava as lv
+
+    L = lv._lava()
+    x = (np.random.default_rng(1).random((steps, 2 * 32 * 32)) < 0.3).astype(np.float32).T
+    procs, _, _ = lv.build(program, {"in": x}, steps, "fixed_pt", plan=plan)
+    t0 = time.perf_counter()
+    try:
+        procs["in"].run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
+        return time.perf_counter() - t0
+    finally:
+        procs["in"].stop()
+
+
+def test_bench_lava_conv_lowering(benchmark):
+    """Marginal Lava time per step (run only: Lava's element-by-element result readback is
+    excluded) of the same conv Program lowered to Conv, Sparse and Dense processes; the
+    Conv and Sparse lowerings are checked to give the emulator's spikes."""
+    pytest.importorskip("lava.proc.lif.process")
+    from neurodeploy.targets.loihi.lava import LavaProgram, lower, run_isolated
+
+    prog = EmulatorTarget().compile(_conv_graph())
+    x = (torch.rand(1, CONV_SHORT, 2, 32, 32, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    emu = prog.run(x, record=["lif1", "lif2"])
+    for kw in ({}, {"conv": False}):
+        lav = LavaProgram(prog, **kw).run(x, record=["lif1", "lif2"])
+        for p in ("lif1", "lif2"):
+            assert torch.equal(lav.records[p], emu.records[p])
+    per_step, kinds = {}, {}
+    for name, kw in (("conv", {}), ("sparse", {"conv": False}), ("dense", {"conv": False, "sparse_density": 0})):
+        plan = lower(prog, "fixed_pt", **kw)
+        kinds[name] = plan.processes()
+        t = {s: run_isolated(_lava_steps_only, (prog, plan, s), 600, f"{name} {s} steps") for s in (CONV_SHORT, CONV_LONG)}
+        per_step[name] = (t[CONV_LONG] - t[CONV_SHORT]) / (CONV_LONG - CONV_SHORT)
+    benchmark.pedantic(lambda: lower(prog, "fixed_pt"), rounds=1, iterations=1)
+    benchmark.extra_info.update({"lava_ms_per_step": {k: v * 1e3 for k, v in per_step.items()}, "processes": kinds})
+    print("\nlava conv net, ms/step (run only): " + ", ".join(f"{k} {v * 1e3:.1f} ({kinds[k]['conv2']})"
+                                                           for k, v in per_step.items()))

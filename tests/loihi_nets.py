@@ -190,3 +190,116 @@ def random_program(seed: int, overflow: bool = False):
     prog = LoihiProgram(dt=DT, inputs={"in": (n_in,)}, populations=pops, synapses=syns,
                         outputs={"out": pops[-1].name})
     return prog, n_in
+
+
+def _conv(rng, c_out, c_in, k, stride=1, padding=0, dilation=1, groups=1, input_shape=None, mean=0.6, gain=2.0):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    w = (rng.normal(mean, 1.0, (c_out, c_in // groups, kh, kw)) * gain).astype(np.float32)
+    return nir.Conv2d(input_shape=input_shape, weight=w, stride=stride, padding=padding, dilation=dilation,
+                      groups=groups, bias=np.zeros(c_out, np.float32))
+
+
+def conv_stack_net(seed: int, variant: str = "pool-conv", per_position: bool = False):
+    """Conv networks for the Lava ``Conv`` lowering: non-square images, several channels,
+    stride / padding / dilation / groups, pooling folded into a following conv, pooling
+    alone between two neuron layers, conv into a flattened population, per-channel
+    thresholds; always ending in flatten + dense + a readout.
+
+    * ``pool-conv``: conv 3×3 p1 → LIF (per-channel thresholds) → SumPool 2 → conv 3×3 p1
+      groups 2 → CubaLIF → flatten → dense → LI (pool∘conv is one Conv, stride 2, 6×6);
+    * ``strided``: conv 3×2 stride 2 → IF → conv 2×2 p1 dilation 2 → flatten → LIF →
+      dense → CubaLI (the second conv feeds a flat population);
+    * ``pool-only``: conv 3×3 stride (2, 1) p (1, 0) → LIF → SumPool 2 → LIF → flatten →
+      dense → LI (the pooling is a depthwise Conv of ones);
+    * ``odd-pool``: like ``pool-conv`` on an odd height (pooling drops the last row, which
+      the composed Conv would read: that synapse stays a matrix).
+
+    * ``conv1d``: Conv1d k 3 stride 2 p 1 on (2, 11) → LIF → flatten → dense → LI (a Lava
+      Conv over (L, 1, C)).
+
+    ``per_position``: lif1's thresholds differ per position, not per channel (``pool-conv``,
+    ``odd-pool``), so the quantized weights into it are no longer one kernel.
+    """
+    rng = np.random.default_rng(seed)
+    c0, h, w = 2, 8, 6
+    if variant == "odd-pool":
+        h = 7
+    nodes = {"in": nir.Input(input_type=np.array([c0, h, w] if variant != "conv1d" else [c0, 11]))}
+    edges = []
+
+    def add(name, node, src):
+        nodes[name] = node
+        edges.append((src, name))
+        return name
+
+    if variant in ("pool-conv", "odd-pool"):
+        c1, c2 = 4, 4
+        add("conv1", _conv(rng, c1, c0, 3, padding=1, input_shape=(h, w)), "in")
+        thr = np.repeat(rng.uniform(0.4, 1.0, c1), h * w).reshape(c1, h, w).astype(np.float32)
+        if per_position:
+            thr = thr * rng.uniform(0.8, 1.2, thr.shape).astype(np.float32)
+        lif1 = _neuron("LIF", (c1, h, w), rng)
+        lif1.v_threshold = thr
+        add("lif1", lif1, "conv1")
+        add("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            "lif1")
+        hp, wp = h // 2, w // 2
+        add("conv2", _conv(rng, c2, c1, 3, padding=1, groups=2, input_shape=(hp, wp), mean=0.4, gain=1.5), "pool")
+        add("lif2", _neuron("CubaLIF", (c2, hp, wp), rng), "conv2")
+        last, shape = "lif2", (c2, hp, wp)
+    elif variant == "strided":
+        c1, c2 = 3, 2
+        add("conv1", _conv(rng, c1, c0, (3, 2), stride=2, input_shape=(h, w)), "in")
+        h1, w1 = (h - 3) // 2 + 1, (w - 2) // 2 + 1
+        add("lif1", _neuron("IF", (c1, h1, w1), rng), "conv1")
+        add("conv2", _conv(rng, c2, c1, 2, padding=1, dilation=2, input_shape=(h1, w1), gain=3.0), "lif1")
+        h2, w2 = h1 + 2 - 2 - 1 + 1, w1 + 2 - 2 - 1 + 1
+        add("flat2", nir.Flatten(input_type={"input": np.array([c2, h2, w2])}, start_dim=0, end_dim=-1), "conv2")
+        add("lif2", _neuron("LIF", c2 * h2 * w2, rng), "flat2")
+        last, shape = "lif2", None
+    elif variant == "pool-only":
+        c1 = 3
+        add("conv1", _conv(rng, c1, c0, 3, stride=(2, 1), padding=(1, 0), input_shape=(h, w)), "in")
+        h1, w1 = (h + 2 - 3) // 2 + 1, w - 2
+        add("lif1", _neuron("LIF", (c1, h1, w1), rng), "conv1")
+        add("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            "lif1")
+        add("lif2", _neuron("LIF", (c1, h1 // 2, w1 // 2), rng, thr=0.3), "pool")
+        last, shape = "lif2", (c1, h1 // 2, w1 // 2)
+    elif variant == "conv1d":
+        c1, n = 3, 11
+        wk = (rng.normal(0.6, 1.0, (c1, c0, 3)) * 2).astype(np.float32)
+        add("conv1", nir.Conv1d(input_shape=n, weight=wk, stride=2, padding=1, dilation=1, groups=1,
+                                bias=np.zeros(c1, np.float32)), "in")
+        add("lif1", _neuron("LIF", (c1, (n + 2 - 3) // 2 + 1), rng), "conv1")
+        last, shape = "lif1", (c1, (n + 2 - 3) // 2 + 1)
+    else:
+        raise ValueError(variant)
+    prev = last
+    if shape is not None:
+        prev = add("flat", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), last)
+        n_flat = int(np.prod(shape))
+    else:
+        n_flat = int(np.prod(nodes[last].v_threshold.shape))
+    add("fc", nir.Linear(weight=(rng.normal(0.3, 0.7, (3, n_flat)) * 2).astype(np.float32)), prev)
+    add("ro", _neuron("LI" if variant != "strided" else "CubaLI", 3, rng), "fc")
+    add("out", nir.Output(output_type=np.array([3])), "ro")
+    # NIR 1.0.8 infers a grouped Conv2d's input channels as weight.shape[1] (ignores groups)
+    return load(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=DT)
+
+
+def sparse_net(seed: int, n_in=48, n_h=40, n_o=3, density=0.06):
+    """A dense layer whose weights are mostly zero (``density`` nonzero), then a dense
+    readout: the first synapse is a candidate for Lava's Sparse process."""
+    rng = np.random.default_rng(seed)
+    w = (rng.normal(0.8, 1.0, (n_h, n_in)) * 4 * (rng.random((n_h, n_in)) < density)).astype(np.float32)
+    nodes = {
+        "in": nir.Input(input_type=np.array([n_in])),
+        "fc": nir.Linear(weight=w),
+        "lif": _neuron("LIF", n_h, rng, thr=0.5),
+        "fco": nir.Linear(weight=(rng.normal(0.5, 1.0, (n_o, n_h)) * 2).astype(np.float32)),
+        "ro": _neuron("LI", n_o, rng),
+        "out": nir.Output(output_type=np.array([n_o])),
+    }
+    edges = [("in", "fc"), ("fc", "lif"), ("lif", "fco"), ("fco", "ro"), ("ro", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)

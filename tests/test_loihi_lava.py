@@ -15,7 +15,16 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loihi_nets import conv_net, delay_net, dense_net, recurrent_net, spikes, stress_net  # noqa: E402
+from loihi_nets import (  # noqa: E402
+    conv_net,
+    conv_stack_net,
+    delay_net,
+    dense_net,
+    recurrent_net,
+    sparse_net,
+    spikes,
+    stress_net,
+)
 
 from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.targets.loihi.emulator import EmulatorTarget  # noqa: E402
@@ -44,13 +53,13 @@ CASES = (
 BUILD = {"dense": dense_net, "dense-zero-exp": dense_net, "conv": conv_net, "recurrent": recurrent_net, "delay": delay_net}
 
 
-def _compare(graph, seed, batch=1, **compile_kw):
+def _compare(graph, seed, batch=1, lava_kw=None, **compile_kw):
     from neurodeploy.targets.loihi.lava import LavaProgram
 
     prog = EmulatorTarget().compile(graph, **compile_kw)
     x = spikes(seed, batch, STEPS, graph.shapes[graph.inputs[0]], p=0.35)
     emu = prog.run(x, record="all", record_states=True)
-    lav = LavaProgram(prog, "fixed_pt").run(x, record="all", record_states=True)
+    lav = LavaProgram(prog, "fixed_pt", **(lava_kw or {})).run(x, record="all", record_states=True)
     total = 0
     for p in prog.populations:
         a, b = emu.records[p.name], lav.records[p.name]
@@ -64,6 +73,8 @@ def _compare(graph, seed, batch=1, **compile_kw):
         assert torch.equal(emu.outputs[o], lav.outputs[o])
     assert emu.counts == lav.counts
     assert emu.info["lag"] == lav.info["lag"]  # both declare the same per-layer Dense lag
+    if lava_kw is not None:
+        return prog, emu, total, lav
     return prog, emu, total
 
 
@@ -77,6 +88,118 @@ def test_emulator_matches_lava_fixed_pt(kind, seed, kw):
         assert any(s.delays is not None and s.max_delay > 0 for s in prog.synapses)
     if kind == "recurrent":
         assert any(s.src == s.dst for s in prog.synapses)
+
+
+CONV_EXPECT = {  # synapse → Lava process (the Program keeps every synapse as a full matrix too)
+    "pool-conv": {"conv1": "Conv", "conv2": "Conv", "fc": "Dense"},  # SumPool 2 + conv 3×3 → one 6×6/2 Conv
+    "strided": {"conv1": "Conv", "flat2": "Conv", "fc": "Dense"},  # 3×2 stride 2; dilation 2 into a flat layer
+    "pool-only": {"conv1": "Conv", "pool": "Conv", "fc": "Dense"},  # stride (2, 1); SumPool alone: depthwise
+    "odd-pool": {"conv1": "Conv", "conv2": "Dense", "fc": "Dense"},  # pooling drops a row: stays a matrix
+    "conv1d": {"conv1": "Conv", "fc": "Dense"},
+}
+CONV_CASES = [(v, s) for v in CONV_EXPECT for s in ((1, 2) if v != "conv1d" else (1,))]
+
+
+@pytest.mark.parametrize("variant,seed", CONV_CASES, ids=[f"{v}-{s}" for v, s in CONV_CASES])
+def test_conv_nets_through_lava_conv_match_emulator(variant, seed):
+    """Conv synapses run as Lava's own ``Conv`` process (weights (C_out, kx, ky, C_in),
+    neurons in Lava's (W, H, C) layout, spikes mapped back to CHW): still bit-identical to
+    the emulator's unrolled matrices at every step, for every population."""
+    graph = conv_stack_net(seed, variant)
+    prog, emu, total, lav = _compare(graph, seed, lava_kw={})
+    assert lav.info["processes"] == CONV_EXPECT[variant]
+    for p in prog.populations:
+        if p.spiking:
+            assert emu.records[p.name].sum() > 0, f"{p.name} never spiked: the comparison would be vacuous"
+
+
+def test_built_processes_are_lava_conv_with_whc_layout():
+    """Inspect what is handed to Lava: Conv processes with the transposed, flipped kernel,
+    LIF populations shaped (W, H, C), and the input ring buffer in that order."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIF
+
+    from neurodeploy.targets.loihi.lava import LavaProgram, build
+
+    graph = conv_stack_net(1, "strided")
+    prog = EmulatorTarget().compile(graph)
+    plan = LavaProgram(prog).lowering()
+    x = spikes(1, 1, 3, graph.shapes["in"])[0].reshape(3, -1).T  # (n, steps), CHW order
+    procs, sinks, _ = build(prog, {"in": x}, 3, "fixed_pt", plan=plan)
+    c1, c2, fc = procs["syn0"], procs["syn1"], procs["syn2"]
+    assert isinstance(c1, Conv) and isinstance(c2, Conv) and isinstance(fc, Dense)
+    assert c1.input_shape == (6, 8, 2) and tuple(c1.output_shape) == (3, 3, 3)
+    assert isinstance(procs["lif1"], LIF) and procs["lif1"].a_in.shape == (3, 3, 3)
+    # kernel: torch (out, in, kh, kw) cross-correlation → Lava (out, kx, ky, in) convolution
+    k = prog.synapses[0].weights.reshape(3, 3, 3, 2, 8, 6)[:, 0, 0, :, :3, :2]  # top-left output taps
+    np.testing.assert_array_equal(c1.weight.init, k[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+    assert int(c2.dilation.init[0]) == 2 and tuple(int(v) for v in c1.stride.init) == (2, 2)
+    src = np.asarray(procs["in"].data.init)
+    assert src.shape == (6, 8, 2, 3)
+    np.testing.assert_array_equal(src, x.reshape(2, 8, 6, 3).transpose(2, 1, 0, 3))
+    assert sinks["lif2"].a_in.shape == (3, 3, 2)
+
+
+def test_conv_fallbacks_are_reported():
+    """Where Lava's Conv model would compute other integers than Dense (it ignores
+    weight_exp), the synapse stays a matrix and the lowering says why."""
+    from neurodeploy.targets.loihi.lava import LavaProgram
+
+    prog = EmulatorTarget().compile(conv_stack_net(1, "pool-conv"))
+    prog.synapses[1].weight_exp = -1  # as quantize gives a weak conv next to a strong synapse
+    plan = LavaProgram(prog).lowering()
+    assert plan.processes() == {"conv1": "Conv", "conv2": "Dense", "fc": "Dense"}
+    assert "weight_exp = -1" in plan.synapses[1].reason
+    assert plan.shapes["lif2"] == (48,) and plan.shapes["lif1"] == (6, 8, 4)
+    off = LavaProgram(prog, conv=False).lowering()
+    assert set(off.processes().values()) == {"Dense"} and off.perms["lif1"] is None
+
+
+def test_sparse_layers_through_lava_sparse_match_emulator():
+    """A dense layer with 6 % nonzero weights runs as Lava's Sparse (CSR) process: same
+    fixed-point model as Dense (clip/truncate, weight_exp shift, one-step lag)."""
+    from neurodeploy.targets.loihi.lava import LavaProgram
+
+    graph = sparse_net(1)
+    default = LavaProgram(EmulatorTarget().compile(graph)).lowering().processes()
+    assert default == {"fc": "Dense", "fco": "Dense"}  # 1 920 entries: too small for Sparse to pay off
+    prog, emu, total, lav = _compare(graph, 1, lava_kw=dict(sparse_min_entries=0))
+    assert lav.info["processes"] == {"fc": "Sparse", "fco": "Dense"}
+    assert total > 0
+
+
+@pytest.mark.parametrize("kind", ["delay", "recurrent-negative-exp"])
+def test_everything_sparse_matches_emulator(kind):
+    """Every synapse as Sparse / DelaySparse (density threshold 1): delays, recurrence and a
+    negative weight exponent (floor shift) behave as in DelayDense / Dense."""
+    if kind == "delay":
+        graph, seed = delay_net(30), 30
+    else:
+        seed = next(s for s in range(24, 60) if min(x.weight_exp for x in EmulatorTarget().compile(recurrent_net(s)).synapses) < 0)
+        graph = recurrent_net(seed)
+    prog, emu, total, lav = _compare(graph, seed, lava_kw=dict(sparse_density=1.0, sparse_min_entries=0))
+    want = {s.name: ("DelaySparse" if s.delays is not None else "Sparse") for s in prog.synapses}
+    assert lav.info["processes"] == want
+    if kind == "delay":
+        assert "DelaySparse" in want.values()
+    assert total > 0
+
+
+def test_floating_pt_conv_matches_floating_pt_dense():
+    """floating_pt: the float kernel in Lava's Conv gives the float Dense run's spikes."""
+    from neurodeploy.targets.loihi.lava import LavaProgram
+
+    graph = conv_stack_net(2, "pool-conv")
+    prog = EmulatorTarget().compile(graph)
+    x = spikes(2, 1, 15, graph.shapes["in"], p=0.35)
+    a = LavaProgram(prog, "floating_pt").run(x, record="all", record_states=True)
+    b = LavaProgram(prog, "floating_pt", conv=False).run(x, record="all", record_states=True)
+    assert a.info["processes"]["conv2"] == "Conv" and b.info["processes"]["conv2"] == "Dense"
+    for p in prog.populations:
+        assert torch.equal(a.records[p.name], b.records[p.name]), p.name
+        torch.testing.assert_close(a.states[p.name], b.states[p.name], rtol=1e-6, atol=1e-6)
+    assert a.records["lif2"].sum() > 0
 
 
 def test_negative_weight_exponent_and_two_samples():

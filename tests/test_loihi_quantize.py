@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loihi_nets import DT, dense_net, recurrent_net  # noqa: E402
+from loihi_nets import DT, conv_stack_net, dense_net, recurrent_net  # noqa: E402
 
 from neurodeploy.graph import load  # noqa: E402
+from neurodeploy.targets.loihi.program import LoihiProgram, conv_kernel  # noqa: E402
 from neurodeploy.targets.loihi.quantize import lava_weights, quantize, quantize_weights  # noqa: E402
 
 
@@ -89,3 +90,60 @@ def test_weight_exp_modes():
         ea = np.abs(a.weights * 2.0**a.weight_exp - a.weights_f / 64).mean()
         ez = np.abs(z.weights * 2.0**z.weight_exp - z.weights_f / 64).mean()
         assert ea <= ez + 1e-9
+
+
+def _unrolled(k, conv):
+    """The (n_dst, n_src) matrix of torch's conv2d with kernel ``k`` and geometry ``conv``."""
+    import torch
+
+    n_src = int(np.prod(conv["in_shape"]))
+    eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *conv["in_shape"])
+    out = torch.nn.functional.conv2d(eye, torch.as_tensor(k, dtype=torch.float64), stride=conv["stride"],
+                                     padding=conv["padding"], dilation=conv["dilation"], groups=conv["groups"])
+    return out.reshape(n_src, -1).T.numpy()
+
+
+@pytest.mark.parametrize("geo", [
+    dict(in_shape=[2, 5, 4], out_shape=[3, 5, 4], kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1),
+    dict(in_shape=[4, 7, 6], out_shape=[2, 3, 3], kernel=[3, 2], stride=[2, 2], padding=[0, 1], dilation=[1, 2], groups=2),
+    dict(in_shape=[3, 6, 5], out_shape=[3, 3, 4], kernel=[2, 2], stride=[2, 1], padding=[0, 0], dilation=[1, 1], groups=3),
+])
+def test_conv_kernel_recovers_the_kernel_and_rejects_other_matrices(geo):
+    rng = np.random.default_rng(0)
+    k = rng.integers(-9, 10, (geo["out_shape"][0], geo["in_shape"][0] // geo["groups"], *geo["kernel"])).astype(float)
+    m = _unrolled(k, geo)
+    assert m.shape == (int(np.prod(geo["out_shape"])), int(np.prod(geo["in_shape"])))
+    got = conv_kernel(m, geo)
+    assert got is not None
+    np.testing.assert_array_equal(_unrolled(got, geo), m)
+    bad = m.copy()
+    bad[np.unravel_index(np.flatnonzero(m)[3], m.shape)] += 1  # one position differs
+    assert conv_kernel(bad, geo) is None
+    bad = m.copy()
+    bad[np.unravel_index(np.flatnonzero(m == 0)[0], m.shape)] = 1  # weight outside the taps
+    assert conv_kernel(bad, geo) is None
+
+
+def test_conv_geometry_kept_in_program_and_saved(tmp_path):
+    g = conv_stack_net(1, "pool-conv")
+    prog = quantize(g)
+    geo = {s.name: s.conv for s in prog.synapses}
+    assert geo["conv1"]["kernel"] == [3, 3] and geo["conv1"]["padding"] == [1, 1]
+    # SumPool 2 then conv 3×3 p1: one 6×6 conv, stride 2, padding 2, the conv's groups
+    assert geo["conv2"] == {"in_shape": [4, 8, 6], "out_shape": [4, 4, 3], "kernel": [6, 6], "stride": [2, 2],
+                            "padding": [2, 2], "dilation": [1, 1], "groups": 2}
+    assert geo["fc"] is None  # flatten + Linear: a matrix
+    assert prog.report["layers"]["lif2"]["synapses"]["conv2"]["convolution"] is True
+    prog.save(tmp_path)
+    back = LoihiProgram.load(tmp_path)
+    assert [s.conv for s in back.synapses] == [s.conv for s in prog.synapses]
+    json.dumps(prog.to_arrays()[0])
+
+
+def test_conv_geometry_only_where_the_matrix_is_one_convolution():
+    # odd height: the pooling drops the last row, the composed conv would read it
+    prog = quantize(conv_stack_net(1, "odd-pool"))
+    assert {s.name: s.conv is not None for s in prog.synapses} == {"conv1": True, "conv2": False, "fc": False}
+    # per-position thresholds give per-position weights into lif1: no single kernel
+    prog = quantize(conv_stack_net(1, "pool-conv", per_position=True))
+    assert {s.name: s.conv is not None for s in prog.synapses} == {"conv1": False, "conv2": True, "fc": False}

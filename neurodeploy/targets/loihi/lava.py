@@ -1,7 +1,11 @@
 """Lower a :class:`~.program.LoihiProgram` to real Lava processes and run them.
 
-Each population becomes a ``lava.proc.lif.process.LIF``, each synapse a
-``lava.proc.dense.process.Dense`` (``DelayDense`` when it has delays); inputs come from
+Each population becomes a ``lava.proc.lif.process.LIF``; each synapse (see :func:`lower`)
+a ``lava.proc.conv.process.Conv`` when it is a convolution Lava's Conv model computes
+exactly (its populations then take Lava's (W, H, C) shape, our CHW order is permuted on
+the way in and back on the way out), a ``lava.proc.sparse.process.Sparse`` /
+``DelaySparse`` when it is large and mostly zero, else a ``lava.proc.dense.process.Dense``
+(``DelayDense`` when it has delays); inputs come from
 ``lava.proc.io.source.RingBuffer``, spikes go to ``lava.proc.io.sink.RingBuffer`` and
 membrane potentials of non-spiking readouts (and recorded states) are read with
 ``lava.proc.monitor.process.Monitor``. Runs use ``Loihi2SimCfg(select_tag="fixed_pt")``
@@ -20,6 +24,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,7 +32,7 @@ import torch
 from ...errors import InputError, NeurodeployError, UnsupportedError
 from ..base import RunResult, as_inputs
 from .emulator import check_binary, declared_lag
-from .program import LoihiProgram
+from .program import LoihiProgram, conv_kernel
 
 TAGS = ("fixed_pt", "floating_pt")
 
@@ -40,49 +45,223 @@ def _lava():
         raise UnsupportedError(f"target 'lava' needs lava-nc (Python 3.10): {exc}") from None
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
+    from lava.proc.sparse.process import DelaySparse, Sparse
 
     return dict(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Dense=Dense, DelayDense=DelayDense, Sink=Sink,
-                Source=Source, LIF=LIF, Monitor=Monitor)
+                Source=Source, LIF=LIF, Monitor=Monitor, Conv=Conv, Sparse=Sparse, DelaySparse=DelaySparse)
 
 
-def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str, probe_v=()):
-    """Build the Lava processes for one sample. ``x_sample[name]``: (n, steps) 0/1.
-    Returns (processes dict, sinks, monitors)."""
-    L = _lava()
+# ---------------------------------------------------------------------------------------
+# lowering plan: which Lava process for which synapse, and the Lava shape of every node
+# ---------------------------------------------------------------------------------------
+CONV_WRAP = 1 << 23  # PyConvModelFixed wraps its output to 24 bits (utils.signed_clamp)
+SPARSE_DENSITY = 0.1
+SPARSE_MIN_ENTRIES = 1 << 20
+
+
+@dataclass
+class SynapseLowering:
+    """How one Program synapse becomes one Lava process."""
+
+    index: int
+    name: str
+    process: str  # "Conv", "Sparse", "DelaySparse", "Dense", "DelayDense"
+    reason: str
+    kwargs: dict = field(repr=False, default_factory=dict)  # constructor arguments, Lava order
+
+
+@dataclass
+class Lowering:
+    """The Lava processes of a Program: per synapse the process (:class:`SynapseLowering`),
+    per input and population its Lava shape and the permutation from Lava's flat order
+    (C-order of that shape) to ours (``perm[k]`` = our flat index of Lava's element k;
+    None: same order)."""
+
+    tag: str
+    shapes: dict[str, tuple[int, ...]]
+    perms: dict[str, np.ndarray | None]
+    synapses: list[SynapseLowering]
+
+    def processes(self) -> dict[str, str]:
+        """{synapse name: Lava process class}."""
+        return {s.name: s.process for s in self.synapses}
+
+    def to_lava(self, name: str, a: np.ndarray, axis: int = 0) -> np.ndarray:
+        """Reorder axis ``axis`` of ``a`` from our flat order to Lava's."""
+        p = self.perms.get(name)
+        return a if p is None else np.take(a, p, axis=axis)
+
+    def from_lava(self, name: str, a: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Reorder axis ``axis`` of ``a`` from Lava's flat order back to ours."""
+        p = self.perms.get(name)
+        if p is None:
+            return a
+        return np.take(a, np.argsort(p), axis=axis)
+
+
+def _whc_perm(chw: tuple[int, int, int]) -> np.ndarray:
+    C, H, W = chw
+    return np.arange(C * H * W).reshape(C, H, W).transpose(2, 1, 0).reshape(-1)
+
+
+def _lava_kernel(k: np.ndarray) -> np.ndarray:
+    """torch (C_out, C_in/g, kh, kw) cross-correlation kernel → Lava's Conv weight
+    (C_out, kx, ky, C_in/g): Lava convolves (scipy ``convolve2d``, flipped kernel) over
+    (x, y) = (w, h)."""
+    return np.ascontiguousarray(k[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+
+
+def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, sparse_density: float = SPARSE_DENSITY,
+          sparse_min_entries: int = SPARSE_MIN_ENTRIES) -> Lowering:
+    """Choose the Lava process of every synapse and the layout of every node.
+
+    * ``Conv`` (``lava.proc.conv``) for a synapse with conv geometry (``Synapse.conv``) whose
+      kernel Lava's model computes exactly: no delays; in ``fixed_pt`` weight_exp 0
+      (``PyConvModelFixed`` ignores weight_exp) and no possible 24-bit wrap of its output
+      (largest row sum of |W| < 2^23). Its source and destination then take Lava's (W, H, C)
+      shape (a node touched by two convs of different shapes keeps the first one's).
+    * ``Sparse`` / ``DelaySparse`` (scipy CSR) for matrices with at most ``sparse_density``
+      nonzero weights and at least ``sparse_min_entries`` entries (below ~10^6 entries
+      scipy's column slicing is slower than numpy's in Lava's CPU models); 0/None disables.
+    * ``Dense`` / ``DelayDense`` otherwise.
+    """
+    if tag not in TAGS:
+        raise InputError(f"select_tag must be one of {', '.join(TAGS)}, got {tag!r}")
+    from scipy.sparse import csr_matrix  # a lava-nc dependency
+
     fixed = tag == "fixed_pt"
-    procs: dict[str, object] = {}
-    for name, shape in program.inputs.items():
-        data = x_sample[name].astype(np.int32 if fixed else np.float64)
-        procs[name] = L["Source"](data=data)
-    for p in program.populations:
-        if fixed:
-            kw = dict(du=int(p.du), dv=int(p.dv), vth=int(p.vth), bias_mant=np.asarray(p.bias_mant, np.int32),
-                      bias_exp=int(p.bias_exp))
-        else:
-            kw = dict(du=float(p.du_f), dv=float(p.dv_f), vth=float(p.vth_f), bias_mant=np.asarray(p.bias_f, np.float64),
-                      bias_exp=0)
-        procs[p.name] = L["LIF"](shape=(p.n,), **kw)
+    if not fixed and any(s.weights_f is None for s in program.synapses):
+        raise InputError("floating_pt needs the float weights (weights_f) of every synapse; this program has none")
+    layout: dict[str, tuple[int, int, int]] = {}  # node → our (C, H, W) for Lava's (W, H, C)
+    kinds: dict[int, tuple[str, str]] = {}
+    kernels: dict[int, np.ndarray] = {}
     for i, s in enumerate(program.synapses):
+        if s.conv is None:
+            continue
+        why = None
+        w = np.asarray(s.weights) if fixed else np.asarray(s.weights_f)
+        if not conv:
+            why = "conv lowering disabled"
+        elif s.delays is not None:
+            why = "delays (Lava's Conv has none)"
+        elif fixed and s.weight_exp != 0:
+            why = f"weight_exp = {s.weight_exp} (Lava's PyConvModelFixed ignores weight_exp)"
+        elif fixed and (np.abs(w.astype(np.int64)).sum(1).max(initial=0) >= CONV_WRAP):
+            why = "|W| row sum ≥ 2^23 (Lava's Conv wraps at 24 bits, Dense at 32)"
+        else:
+            k = conv_kernel(w, s.conv, rtol=0.0 if fixed else 1e-12)
+            if k is None:
+                why = "the matrix is not exactly this convolution"
+            else:
+                cin, cout = tuple(s.conv["in_shape"]), tuple(s.conv["out_shape"])
+                if layout.get(s.src, cin) != cin or layout.get(s.dst, cout) != cout or (s.src == s.dst and cin != cout):
+                    why = "its source or destination already has another Conv layout"
+                else:
+                    layout[s.src], layout[s.dst] = cin, cout
+                    kernels[i] = k
+                    kinds[i] = ("Conv", "convolution")
+        if why is not None:
+            kinds[i] = ("", f"conv geometry, not lowered to Conv: {why}")
+    shapes: dict[str, tuple[int, ...]] = {}
+    perms: dict[str, np.ndarray | None] = {}
+    for name in [*program.inputs, *(p.name for p in program.populations)]:
+        if name in layout:
+            C, H, W = layout[name]
+            shapes[name], perms[name] = (W, H, C), _whc_perm(layout[name])
+        else:
+            shapes[name], perms[name] = (program.size(name),), None
+    out: list[SynapseLowering] = []
+    for i, s in enumerate(program.synapses):
+        proc, reason = kinds.get(i, ("", ""))
+        if proc == "Conv":
+            geo = s.conv
+            kw = dict(weight=_lava_kernel(kernels[i]).astype(np.int32 if fixed else np.float64),
+                      input_shape=shapes[s.src], padding=tuple(geo["padding"][::-1]), stride=tuple(geo["stride"][::-1]),
+                      dilation=tuple(geo["dilation"][::-1]), groups=int(geo["groups"]))
+            if fixed:
+                kw.update(weight_exp=0, num_weight_bits=8)
+            out.append(SynapseLowering(i, s.name, "Conv", reason, kw))
+            continue
         w = np.asarray(s.weights, np.int32) if fixed else np.asarray(s.weights_f, np.float64)
-        kw = dict(weights=w)
+        w = _reorder(w, perms[s.dst], perms[s.src])
+        size = int(w.size)
+        density = np.count_nonzero(w) / size if size else 1.0
+        sparse = bool(sparse_density) and size >= (sparse_min_entries or 0) and density <= sparse_density
+        note = f"{100 * density:.1f} % nonzero of {size} entries"
+        reason = f"{reason}; {note}" if reason else note
+        kw = {}
         if fixed:
             kw.update(weight_exp=int(s.weight_exp), num_weight_bits=8)
         if s.delays is not None:
-            syn = L["DelayDense"](delays=np.asarray(s.delays, dtype=int), max_delay=s.max_delay, **kw)
+            d = _reorder(np.asarray(s.delays, np.int64), perms[s.dst], perms[s.src])
+            kw.update(max_delay=int(s.max_delay))
+            if sparse:
+                kw.update(weights=csr_matrix(w), delays=csr_matrix(np.where(w != 0, d, 0).astype(int)))
+                out.append(SynapseLowering(i, s.name, "DelaySparse", reason, kw))
+            else:
+                kw.update(weights=w, delays=d.astype(int))
+                out.append(SynapseLowering(i, s.name, "DelayDense", reason, kw))
+        elif sparse:
+            kw.update(weights=csr_matrix(w))
+            out.append(SynapseLowering(i, s.name, "Sparse", reason, kw))
         else:
-            syn = L["Dense"](**kw)
-        procs[f"syn{i}"] = syn
-        procs[s.src].s_out.connect(syn.s_in)
-        syn.a_out.connect(procs[s.dst].a_in)
+            kw.update(weights=w)
+            out.append(SynapseLowering(i, s.name, "Dense", reason, kw))
+    return Lowering(tag=tag, shapes=shapes, perms=perms, synapses=out)
+
+
+def _reorder(w: np.ndarray, p_dst, p_src) -> np.ndarray:
+    if p_dst is not None:
+        w = w[p_dst]
+    if p_src is not None:
+        w = w[:, p_src]
+    return np.ascontiguousarray(w)
+
+
+def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str, probe_v=(),
+          plan: Lowering | None = None):
+    """Build the Lava processes for one sample. ``x_sample[name]``: (n, steps) 0/1 in our
+    (CHW) flat order. ``plan``: :func:`lower`'s result (computed with defaults if None).
+    Returns (processes dict, sinks, monitors); synapse ``i`` is ``processes[f"syn{i}"]``."""
+    L = _lava()
+    plan = plan if plan is not None else lower(program, tag)
+    fixed = tag == "fixed_pt"
+    procs: dict[str, object] = {}
+    for name in program.inputs:
+        data = plan.to_lava(name, x_sample[name].astype(np.int32 if fixed else np.float64), axis=0)
+        procs[name] = L["Source"](data=np.ascontiguousarray(data.reshape(*plan.shapes[name], steps)))
+    for p in program.populations:
+        shape = plan.shapes[p.name]
+        bias = np.asarray(p.bias_mant, np.int32) if fixed else np.asarray(p.bias_f, np.float64)
+        bias = np.ascontiguousarray(plan.to_lava(p.name, bias).reshape(shape))
+        if fixed:
+            kw = dict(du=int(p.du), dv=int(p.dv), vth=int(p.vth), bias_mant=bias, bias_exp=int(p.bias_exp))
+        else:
+            kw = dict(du=float(p.du_f), dv=float(p.dv_f), vth=float(p.vth_f), bias_mant=bias, bias_exp=0)
+        procs[p.name] = L["LIF"](shape=shape, **kw)
+    for sl in plan.synapses:
+        s = program.synapses[sl.index]
+        syn = L[sl.process](**sl.kwargs)
+        procs[f"syn{sl.index}"] = syn
+        out_port, in_port = procs[s.src].s_out, procs[s.dst].a_in
+        if sl.process != "Conv":  # a matrix: flat ports, through virtual reshapes where needed
+            if len(plan.shapes[s.src]) > 1:
+                out_port = out_port.flatten()
+            a_out = syn.a_out if len(plan.shapes[s.dst]) == 1 else syn.a_out.reshape(plan.shapes[s.dst])
+        else:
+            a_out = syn.a_out
+        out_port.connect(syn.s_in)
+        a_out.connect(in_port)
     sinks, monitors = {}, {}
     for p in program.populations:
         if p.spiking:
-            sinks[p.name] = L["Sink"](shape=(p.n,), buffer=steps)
+            sinks[p.name] = L["Sink"](shape=plan.shapes[p.name], buffer=steps)
             procs[p.name].s_out.connect(sinks[p.name].a_in)
         if not p.spiking or p.name in probe_v:
             mon = L["Monitor"]()
@@ -91,18 +270,19 @@ def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, ta
     return procs, sinks, monitors
 
 
-def _run_inproc(program, x_sample, steps, tag, probe_v):
+def _run_inproc(program, x_sample, steps, tag, probe_v, plan=None):
     """Build, run, read and stop (in ``finally``) one sample in this OS process."""
     L = _lava()
-    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v)
+    plan = plan if plan is not None else lower(program, tag)
+    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v, plan)
     anchor = next(iter(procs.values()))
     try:
         anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag=tag))
-        spk = {k: np.asarray(s.data.get()).T.copy() for k, s in sinks.items()}
+        spk = {k: plan.from_lava(k, np.asarray(s.data.get()).reshape(-1, steps).T).copy() for k, s in sinks.items()}
         vs = {}
         for k, m in monitors.items():
             data = m.get_data()
-            vs[k] = np.asarray(data[procs[k].name]["v"]).reshape(steps, -1).copy()
+            vs[k] = plan.from_lava(k, np.asarray(data[procs[k].name]["v"]).reshape(steps, -1)).copy()
         return spk, vs
     finally:
         try:
@@ -160,32 +340,53 @@ def default_timeout(steps: int, n_procs: int) -> float:
 
 
 def run_sample(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str = "fixed_pt",
-               probe_v=(), timeout: float | None = None, isolate: bool = True):
-    """Run one sample in Lava. Returns ``(spikes {pop: (steps, n)}, v {pop: (steps, n)})``.
+               probe_v=(), timeout: float | None = None, isolate: bool = True, plan: Lowering | None = None):
+    """Run one sample in Lava. Returns ``(spikes {pop: (steps, n)}, v {pop: (steps, n)})``
+    in our (CHW) flat neuron order, whatever layout the Lava processes had.
 
     With ``isolate`` (default) it runs through :func:`run_isolated`, bounded by ``timeout``
-    seconds (default 60 s + 50 ms per step and process)."""
+    seconds (default 60 s + 50 ms per step and process). ``plan``: :func:`lower`'s result
+    (default: ``lower(program, tag)``)."""
     _lava()  # fail early, in this process, if lava is missing
+    plan = plan if plan is not None else lower(program, tag)
     budget = timeout if timeout is not None else default_timeout(steps, len(program.populations) + len(program.synapses))
     if not isolate:
         try:
-            return _run_inproc(program, x_sample, steps, tag, probe_v)
+            return _run_inproc(program, x_sample, steps, tag, probe_v, plan)
         except Exception as exc:
             raise NeurodeployError(f"lava: running {steps} steps failed: {type(exc).__name__}: {exc}") from exc
-    return run_isolated(_run_inproc, (program, x_sample, steps, tag, tuple(probe_v)), budget, f"running {steps} steps")
+    return run_isolated(_run_inproc, (program, x_sample, steps, tag, tuple(probe_v), plan), budget,
+                        f"running {steps} steps")
 
 
 class LavaProgram:
-    """A LoihiProgram run through Lava's CPU simulator, sample by sample."""
+    """A LoihiProgram run through Lava's CPU simulator, sample by sample.
+
+    ``conv``, ``sparse_density``, ``sparse_min_entries``: which synapses use Lava's
+    ``Conv`` and ``Sparse`` processes (see :func:`lower`); ``lowering()`` says which
+    process each synapse became and why."""
 
     target = "lava"
 
-    def __init__(self, program: LoihiProgram, select_tag: str = "fixed_pt", timeout: float | None = None):
+    def __init__(self, program: LoihiProgram, select_tag: str = "fixed_pt", timeout: float | None = None,
+                 conv: bool = True, sparse_density: float | None = SPARSE_DENSITY,
+                 sparse_min_entries: int = SPARSE_MIN_ENTRIES):
         if select_tag not in TAGS:
             raise InputError(f"select_tag must be one of {', '.join(TAGS)}, got {select_tag!r}")
         self.program = program
         self.select_tag = select_tag
         self.timeout = timeout
+        self.conv = conv
+        self.sparse_density = sparse_density
+        self.sparse_min_entries = sparse_min_entries
+        self._plan: Lowering | None = None
+
+    def lowering(self) -> Lowering:
+        """The Lava process of every synapse and the Lava shape of every node (cached)."""
+        if self._plan is None:
+            self._plan = lower(self.program, self.select_tag, self.conv, self.sparse_density or 0.0,
+                               self.sparse_min_entries)
+        return self._plan
 
     def run(self, x, record=None, record_states: bool = False, progress=None, **kw) -> RunResult:
         prog = self.program
@@ -203,12 +404,13 @@ class LavaProgram:
                 if r not in names:
                     raise InputError(f"cannot record node '{r}' on lava: neuron nodes are {', '.join(names)}")
         probe_v = rec if record_states else []
+        plan = self.lowering()
         spikes = {p: [] for p in names}
         vs = {p: [] for p in names}
         t0 = time.perf_counter()
         for b in range(batch):
             xs = {k: v[b].reshape(steps, -1).numpy().T for k, v in inputs.items()}
-            spk, v = run_sample(prog, xs, steps, self.select_tag, probe_v, self.timeout)
+            spk, v = run_sample(prog, xs, steps, self.select_tag, probe_v, self.timeout, plan=plan)
             for p in names:
                 spikes[p].append(spk.get(p))
                 vs[p].append(v.get(p))
@@ -242,14 +444,14 @@ class LavaProgram:
         return RunResult(outputs=outputs, records=records, states=states, counts=counts, target="lava", dt=prog.dt,
                          batch=int(batch), steps=int(steps),
                          info={"select_tag": self.select_tag, "wall_s": wall,
-                               "lag": declared_lag(prog)})
+                               "lag": declared_lag(prog), "processes": plan.processes()})
 
     def save(self, path):
         return self.program.save(path)
 
     @classmethod
-    def load(cls, path, select_tag: str = "fixed_pt") -> "LavaProgram":
-        return cls(LoihiProgram.load(path), select_tag)
+    def load(cls, path, select_tag: str = "fixed_pt", **kw) -> "LavaProgram":
+        return cls(LoihiProgram.load(path), select_tag, **kw)
 
 
 class LavaTarget:
@@ -258,9 +460,11 @@ class LavaTarget:
     name = "lava"
 
     def compile(self, graph, hardware=None, select_tag: str = "fixed_pt", timeout: float | None = None,
-                **options) -> LavaProgram:
+                conv: bool = True, sparse_density: float | None = SPARSE_DENSITY,
+                sparse_min_entries: int = SPARSE_MIN_ENTRIES, **options) -> LavaProgram:
         from .emulator import EmulatorTarget
 
         prog = EmulatorTarget().compile(graph, hardware, **options)
         prog.target = "lava"
-        return LavaProgram(prog, select_tag, timeout)
+        return LavaProgram(prog, select_tag, timeout, conv=conv, sparse_density=sparse_density,
+                           sparse_min_entries=sparse_min_entries)

@@ -1,7 +1,9 @@
 """The Loihi 2 Program: integer parameters of Lava's fixed-point LIF and Dense models.
 
 A Program is a set of *populations* (one Lava ``LIF`` process each) and *synapses* (one
-Lava ``Dense`` / ``DelayDense`` process each) between them, plus the network inputs. It is
+Lava ``Dense`` / ``DelayDense`` process each, or ``Sparse`` / ``DelaySparse`` / ``Conv``,
+which compute the same integers: see :func:`.lava.lower`) between them, plus the network
+inputs. It is
 what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.lava` and
 :mod:`.netx` consume. Every integer follows Lava's ``PyLifModelBitAcc`` /
 ``PyDenseModelBitAcc`` conventions (lava-nc 0.10.0):
@@ -11,7 +13,11 @@ what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.la
   ``bias_mant`` (13-bit signed) with ``bias_exp`` (``bias = bias_mant << bias_exp``);
 * synapse: ``weights`` (n_dst, n_src) 8-bit mantissas as Lava stores them (mixed sign:
   even values in [-256, 254]), ``weight_exp`` (accumulated input shifted by it), optional
-  ``delays`` (n_dst, n_src) in extra steps (0..62) for ``DelayDense``.
+  ``delays`` (n_dst, n_src) in extra steps (0..62) for ``DelayDense``, and optional
+  ``conv`` geometry when the matrix is exactly a 2-D convolution of the source (see
+  :func:`conv_kernel`; the Lava lowering then uses ``lava.proc.conv`` instead of the
+  unrolled matrix). ``weights`` always holds the full matrix: the emulator, netx and the
+  core mapping read only that.
 
 Float twins (``*_f``) hold the same quantities *before* rounding, in the same units; they
 are what Lava's ``floating_pt`` models run. ``scale`` (per neuron) converts membrane
@@ -58,7 +64,8 @@ class Population:
 
 @dataclass
 class Synapse:
-    """One Lava Dense (or DelayDense when ``delays`` is set) process ``src → dst``."""
+    """One Lava synapse process ``src → dst``: Dense (DelayDense when ``delays`` is set), or
+    its Sparse / Conv equivalent in the Lava lowering."""
 
     name: str
     src: str  # input node name or population name
@@ -68,6 +75,10 @@ class Synapse:
     delays: np.ndarray | None = None  # int64 (n_dst, n_src) extra steps, or None
     weights_f: np.ndarray | None = None  # float (n_dst, n_src) in a_in units << 6 (v units)
     nodes: tuple[str, ...] = ()  # NIR nodes folded into this synapse
+    # conv geometry (CHW / (h, w) order, torch conventions) when ``weights`` is exactly a
+    # convolution: {"in_shape": [C, H, W], "out_shape": [C', H', W'], "kernel": [kh, kw],
+    # "stride": [sh, sw], "padding": [ph, pw], "dilation": [dh, dw], "groups": g}
+    conv: dict | None = None
 
     @property
     def max_delay(self) -> int:
@@ -128,8 +139,10 @@ class LoihiProgram:
             if p.bias_f is not None:
                 arrays[f"pop{i}.bias_f"] = np.asarray(p.bias_f, np.float64)
         for i, s in enumerate(self.synapses):
-            meta["synapses"].append({"name": s.name, "src": s.src, "dst": s.dst, "weight_exp": s.weight_exp,
-                                     "nodes": list(s.nodes)})
+            sd = {"name": s.name, "src": s.src, "dst": s.dst, "weight_exp": s.weight_exp, "nodes": list(s.nodes)}
+            if s.conv is not None:
+                sd["conv"] = s.conv
+            meta["synapses"].append(sd)
             arrays[f"syn{i}.weights"] = np.asarray(s.weights, np.int64)
             if s.delays is not None:
                 arrays[f"syn{i}.delays"] = np.asarray(s.delays, np.int64)
@@ -175,7 +188,8 @@ class LoihiProgram:
         for i, sd in enumerate(meta["synapses"]):
             syns.append(Synapse(name=sd["name"], src=sd["src"], dst=sd["dst"], weight_exp=int(sd["weight_exp"]),
                                 weights=arrays[f"syn{i}.weights"], delays=arrays.get(f"syn{i}.delays"),
-                                weights_f=arrays.get(f"syn{i}.weights_f"), nodes=tuple(sd.get("nodes", ()))))
+                                weights_f=arrays.get(f"syn{i}.weights_f"), nodes=tuple(sd.get("nodes", ())),
+                                conv=_conv_meta(sd.get("conv"))))
         return cls(dt=float(meta["dt"]), inputs={k: tuple(v) for k, v in meta["inputs"].items()},
                    populations=pops, synapses=syns, outputs=dict(meta["outputs"]), report=meta.get("report", {}),
                    options=meta.get("options", {}), mapping=meta.get("mapping"))
@@ -183,6 +197,69 @@ class LoihiProgram:
     def __repr__(self) -> str:
         return (f"LoihiProgram({len(self.populations)} populations, {len(self.synapses)} synapses, "
                 f"{sum(p.n for p in self.populations)} neurons, dt={self.dt:g} s)")
+
+
+CONV_KEYS = ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups")
+
+
+def _conv_meta(d) -> dict | None:
+    if d is None:
+        return None
+    try:
+        out = {k: [int(v) for v in d[k]] for k in CONV_KEYS if k != "groups"}
+        out["groups"] = int(d["groups"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"program.json: malformed conv geometry {d!r}") from None
+    return out
+
+
+def conv_taps(conv: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every valid tap of the convolution ``conv``: ``(dst, src, tap, n_taps)`` with flat
+    CHW indices into the (n_dst, n_src) matrix and flat indices into the torch-layout
+    kernel (C_out, C_in/groups, kh, kw). No (dst, src) pair occurs twice."""
+    C, H, W = conv["in_shape"]
+    Co, Ho, Wo = conv["out_shape"]
+    kh, kw = conv["kernel"]
+    (sh, sw), (ph, pw), (dh, dw) = conv["stride"], conv["padding"], conv["dilation"]
+    g = int(conv["groups"])
+    cgi, cgo = C // g, Co // g
+    yy = np.arange(Ho)[:, None] * sh - ph + np.arange(kh)[None, :] * dh  # (Ho, kh)
+    xx = np.arange(Wo)[:, None] * sw - pw + np.arange(kw)[None, :] * dw  # (Wo, kw)
+    vy, vx = (yy >= 0) & (yy < H), (xx >= 0) & (xx < W)
+    y, i, x, j = np.nonzero(vy[:, :, None, None] & vx[None, None, :, :])  # valid spatial taps
+    o, ci = np.divmod(np.arange(Co * cgi), cgi)  # (out channel, in channel within its group)
+    c = (o // cgo) * cgi + ci
+    dst = (o[:, None] * Ho + y[None, :]) * Wo + x[None, :]
+    src = (c[:, None] * H + yy[y, i][None, :]) * W + xx[x, j][None, :]
+    tap = ((o[:, None] * cgi + ci[:, None]) * kh + i[None, :]) * kw + j[None, :]
+    return dst.reshape(-1), src.reshape(-1), tap.reshape(-1), Co * cgi * kh * kw
+
+
+def conv_kernel(matrix: np.ndarray, conv: dict, rtol: float = 0.0) -> np.ndarray | None:
+    """The kernel (C_out, C_in/groups, kh, kw), torch layout, of which ``matrix`` (n_dst,
+    n_src; CHW flat order on both sides) is the unrolled convolution with geometry
+    ``conv``, or None when it is not exactly one (different values for one tap at
+    different positions, or weight outside the taps). ``rtol`` > 0 accepts float values
+    that agree to that relative tolerance (of the largest weight)."""
+    Ci, Co = conv["in_shape"][0], conv["out_shape"][0]
+    g = int(conv["groups"])
+    n_src, n_dst = int(np.prod(conv["in_shape"])), int(np.prod(conv["out_shape"]))
+    m = np.asarray(matrix)
+    if m.shape != (n_dst, n_src) or g < 1 or Ci % g or Co % g:
+        return None
+    dst, src, tap, n_taps = conv_taps(conv)
+    vals = m[dst, src]
+    k = np.zeros(n_taps, dtype=m.dtype)
+    k[tap] = vals
+    if rtol > 0:
+        tol = rtol * (float(np.abs(m).max()) if m.size else 0.0)
+        same = bool(np.all(np.abs(k[tap] - vals) <= tol))
+    else:
+        same = bool(np.array_equal(k[tap], vals))
+    if not same or int(np.count_nonzero(m)) != int(np.count_nonzero(vals)):
+        return None
+    kh, kw = conv["kernel"]
+    return k.reshape(Co, Ci // g, kh, kw)
 
 
 def _jsonable(o):

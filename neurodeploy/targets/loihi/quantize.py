@@ -26,6 +26,9 @@ exponent that holds its weights. Non-spiking readouts get ``vth = 2^17 − 1`` a
 Every chain of linear nodes (Affine, Linear, Conv1d/2d, SumPool2d, AvgPool2d, Flatten,
 Scale, Delay) between two neuron nodes (or an Input and a neuron node) is folded into one
 dense weight matrix per delay; NIR Delay nodes become DelayDense delays (0..62 steps).
+When such a chain is a convolution (Conv1d/Conv2d, SumPool2d/AvgPool2d and Flatten in a
+row) and the quantized matrix is exactly the unrolled convolution, the synapse also keeps
+the geometry (``Synapse.conv``) so that the Lava lowering can use Lava's ``Conv`` process.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ import torch
 from ...errors import UnsupportedError
 from ...graph.graph import NEURON_TYPES
 from ..ops import build_op
-from .program import LoihiProgram, Population, Synapse
+from ...graph.normalize import _pair
+from .program import LoihiProgram, Population, Synapse, conv_kernel
 
 DECAY_UNITY = 4096
 VTH_MAX = (1 << 17) - 1
@@ -216,6 +220,105 @@ def _bias_into(graph, dst: str) -> tuple[np.ndarray | None, list[str]]:
         if c is not None:
             total = c if total is None else total + c
     return (None if total is None else total.reshape(-1)), [k for k, v in memo.items() if v is not None]
+
+
+LAVA_CONV_MAX = 127  # Lava's Conv stores kernel size, stride, padding, dilation, groups as int8
+
+
+def _axis_params(graph, name):
+    """Per spatial axis (h, w): (kernel, stride, padding, dilation) of a Conv/Pool node, the
+    channel connectivity ("conv", groups) or ("depthwise", None), and the number of spatial
+    dims (1 or 2); None when Lava's Conv cannot express it (asymmetric 'same' padding)."""
+    node = graph.nodes[name]
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        nd = 1 if isinstance(node, nir.Conv1d) else 2
+        ks = tuple(int(k) for k in np.asarray(node.weight).shape[2:])
+        st, dl = _pair(node.stride, nd), _pair(node.dilation, nd)
+        pad = node.padding
+        if isinstance(pad, str):
+            if pad == "valid":
+                pd = (0,) * nd
+            else:  # 'same': torch pads total d·(k−1), the odd one on the right
+                tot = [d * (k - 1) for k, d in zip(ks, dl)]
+                if any(t % 2 for t in tot):
+                    return None
+                pd = tuple(t // 2 for t in tot)
+        else:
+            pd = _pair(pad, nd)
+        axes = list(zip(ks, st, pd, dl))
+        if nd == 1:
+            axes = [(1, 1, 0, 1)] + axes
+        return axes, ("conv", int(node.groups)), nd
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+        ks, st, pd = (_pair(v, 2) for v in (node.kernel_size, node.stride, node.padding))
+        return [(k, s_, p, 1) for k, s_, p in zip(ks, st, pd)], ("depthwise", None), 2
+    return None
+
+
+def _conv_geometry(graph, src: str, dst: str, via: list[str]) -> dict | None:
+    """The geometry of one Lava ``Conv`` equal to the chain ``src → via → dst`` when it is a
+    simple path of Conv1d/Conv2d/SumPool2d/AvgPool2d nodes, optionally followed by Flatten
+    nodes (a reshape of the CHW order). The composition of several layers is a candidate:
+    :func:`~.program.conv_kernel` decides whether the quantized matrix is really that
+    convolution."""
+    if not via:
+        return None
+    path = [src, *via]
+    for a, b in zip(path, path[1:]):
+        if graph.predecessors(b) != [a]:
+            return None
+    if via[-1] not in graph.predecessors(dst):
+        return None
+    core = list(via)
+    while core and isinstance(graph.nodes[core[-1]], nir.Flatten):
+        core.pop()
+    if not core or any(isinstance(graph.nodes[n], nir.Flatten) for n in core):
+        return None
+    # per axis, input position of output o, tap t: S·o − P + offs[t]
+    S, P, offs = [1, 1], [0, 0], [[0], [0]]
+    kinds, dims = [], set()
+    for name in core:
+        prm = _axis_params(graph, name)
+        if prm is None:
+            return None
+        axes, kind, nd = prm
+        kinds.append(kind)
+        dims.add(nd)
+        for a, (k, s_, p, d) in enumerate(axes):
+            offs[a] = sorted({S[a] * d * j + o for j in range(k) for o in offs[a]})
+            P[a] = S[a] * p + P[a]
+            S[a] = S[a] * s_
+    if len(dims) != 1:
+        return None
+    in_shape = tuple(int(v) for v in graph.input_shape(core[0]))
+    out_shape = tuple(int(v) for v in graph.shapes[core[-1]])
+    if dims == {1}:
+        if len(in_shape) != 2 or len(out_shape) != 2:
+            return None
+        in_shape, out_shape = (in_shape[0], 1, in_shape[1]), (out_shape[0], 1, out_shape[1])
+    if len(in_shape) != 3 or len(out_shape) != 3:
+        return None
+    if int(np.prod(in_shape)) != int(np.prod(graph.shapes[src])) or int(np.prod(out_shape)) != int(np.prod(graph.shapes[dst])):
+        return None
+    kernel, dil = [], []
+    for a in range(2):
+        nz = [o for o in offs[a] if o]
+        d = math.gcd(*nz) if nz else 1
+        dil.append(d)
+        kernel.append(offs[a][-1] // d + 1)
+    convs = [k for k in kinds if k[0] == "conv"]
+    groups = in_shape[0] if not convs else (convs[0][1] if len(convs) == 1 else 1)
+    if in_shape[0] % groups or out_shape[0] % groups:
+        return None
+    if not convs and in_shape[0] != out_shape[0]:
+        return None
+    for a, n_out in ((0, out_shape[1]), (1, out_shape[2])):  # Lava's output_shape formula
+        if (in_shape[1 + a] + 2 * P[a] - dil[a] * (kernel[a] - 1) - 1) // S[a] + 1 != n_out:
+            return None
+    if max(*kernel, *S, *P, *dil, groups) > LAVA_CONV_MAX:
+        return None
+    return {"in_shape": list(in_shape), "out_shape": list(out_shape), "kernel": kernel, "stride": list(S),
+            "padding": list(P), "dilation": dil, "groups": int(groups)}
 
 
 def _one(values: np.ndarray, name: str, what: str, rounding) -> tuple[int, float]:
@@ -406,8 +509,13 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                 mant, e, clipped = quantize_weights(w_a, fixed_exp=0 if weight_exp == "zero" else None)
                 name = base if gi == 0 else f"{base}#{gi}"
                 has_delay = bool(dl.any())
+                geom = None
+                if not has_delay and len(groups) == 1:
+                    geom = _conv_geometry(graph, src, dst, list(via))
+                    if geom is not None and conv_kernel(mant, geom) is None:
+                        geom = None  # e.g. per-position thresholds: not one kernel
                 syns.append(Synapse(name=name, src=src, dst=dst, weights=mant, weight_exp=int(e),
-                                    delays=dl if has_delay else None, weights_f=w_v, nodes=tuple(via)))
+                                    delays=dl if has_delay else None, weights_f=w_v, nodes=tuple(via), conv=geom))
                 err = mant * 2.0**e - w_a
                 rms_w = float(np.sqrt(np.mean(w_a**2))) if w_a.size else 0.0
                 layer["synapses"][name] = {
@@ -416,6 +524,7 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                     "rms_weight_error": float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
                     "relative_rms_weight_error": float(np.sqrt(np.mean(err**2)) / rms_w) if rms_w > 0 else 0.0,
                     "max_delay": int(dl.max()) if dl.size else 0, "folded_nodes": list(via),
+                    "convolution": geom is not None,
                 }
         report["layers"][dst] = layer
     # outputs fed directly by neurons
