@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) -m pytest -q benchmarks --benchmark-only
+	mkdir -p build && $(PY) -m pytest -q -s benchmarks --benchmark-only --benchmark-json=build/bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info

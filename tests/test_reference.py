@@ -226,6 +226,21 @@ def test_event_counts_for_known_spike_pattern():
     assert c["lif"]["spikes"] == 0
 
 
+def test_event_counts_graded_input_and_spiking_source():
+    """Graded (negative, fractional) inputs count their nonzero entries; a synapse fed by a
+    spiking layer counts that layer's spikes × fan-out."""
+    rng = np.random.default_rng(9)
+    nodes = {"in": nir.Input(np.array([4])), "a": affine(rng, 6, 4, scale=3), "l1": lif(6, thr=0.2),
+             "b": affine(rng, 2, 6), "l2": lif(2), "out": nir.Output(np.array([2]))}
+    edges = [("in", "a"), ("a", "l1"), ("l1", "b"), ("b", "l2"), ("l2", "out")]
+    x = torch.from_numpy(rng.normal(size=(3, 12, 4)).astype(np.float32))
+    x[x.abs() < 0.5] = 0.0
+    res = run(graph(nodes, edges), x, record="all")
+    assert res.counts["a"]["synaptic_events"] == int((x != 0).sum()) * 6
+    assert res.records["l1"].sum() > 0
+    assert res.counts["b"]["synaptic_events"] == int(res.records["l1"].sum()) * 2 == res.counts["l1"]["spikes"] * 2
+
+
 def test_conv_fanout_counts_match_brute_force():
     rng = np.random.default_rng(8)
     conv = nir.Conv2d(input_shape=(5, 5), weight=f32(rng.normal(size=(3, 2, 3, 3))), stride=2, padding=1, dilation=1, groups=1, bias=f32(np.zeros(3)))

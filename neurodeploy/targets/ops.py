@@ -203,6 +203,9 @@ class StepLoop:
         g = self.graph
         self.inputs_of = {n: [(a, (a, n) in g.delayed) for a, b in g.edges if b == n] for n in g.order}
         self.delayed_sources = sorted({a for a, _ in g.delayed})
+        # a synapse fed by one spiking node sees only 0/1 values: its nonzero count is a sum
+        self.binary_in = {n: len(src) == 1 and bool(getattr(self.ops[src[0][0]], "spiking", False))
+                          for n, src in self.inputs_of.items()}
 
     def run(self, inputs: dict[str, torch.Tensor], record: list[str], record_states: bool = False, progress=None):
         g = self.graph
@@ -213,7 +216,8 @@ class StepLoop:
         outs = {n: [] for n in g.outputs}
         recs = {n: [] for n in record}
         states = {n: [] for n in record if isinstance(self.ops[n], Neuron)} if record_states else {}
-        syn = {n: torch.zeros((), dtype=torch.float64, device=self.device) for n in g.order if self.ops[n].fanout is not None}
+        # per input element: how many (sample, step) pairs it was nonzero; × fan-out at the end
+        syn = {n: None for n in g.order if self.ops[n].fanout is not None}
         spk = {n: torch.zeros((), dtype=torch.float64, device=self.device) for n in g.order if self.ops[n].spiking}
         for t in range(steps):
             vals = {}
@@ -227,7 +231,8 @@ class StepLoop:
                 for a, dl in srcs[1:]:
                     x = x + (prev[a] if dl else vals[a])
                 if op.fanout is not None:
-                    syn[n] += ((x != 0).to(torch.float64) * op.fanout).sum()
+                    nz = (x if self.binary_in[n] else torch.sign(x).abs_()).sum(0, dtype=torch.float64)
+                    syn[n] = nz if syn[n] is None else syn[n].add_(nz)
                 y = op(x)
                 vals[n] = y
                 if op.spiking:
@@ -247,7 +252,8 @@ class StepLoop:
             op = self.ops[n]
             c = {}
             if n in syn:
-                c["synaptic_events"] = int(round(float(syn[n])))
+                nz = syn[n]
+                c["synaptic_events"] = 0 if nz is None else int(round(float((nz.reshape(-1) * op.fanout.reshape(-1)).sum())))
                 c["dense_synops"] = int(round(float(op.fanout.sum()))) * batch * steps
             if isinstance(op, Neuron):
                 c["neuron_updates"] = int(np.prod(g.shapes[n])) * batch * steps
