@@ -89,6 +89,23 @@ def _json_summary(report: dict, outdir) -> str:
     }, indent=1)
 
 
+def _finish(report: dict, results: dict, output, as_json: bool) -> None:
+    """Write the report files (when ``output`` is given), then print the JSON summary or
+    the table."""
+    from .. import cli as _cli
+    from .report import render_html, write_report
+
+    if output is not None:
+        write_report(output, report, render_html(report, results))
+    if as_json:
+        typer.echo(_json_summary(report, output))
+        return
+    c = _cli.console()
+    _print_summary(report, c)
+    if output is not None:
+        c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
+
+
 def register(app: typer.Typer) -> None:
     from .. import cli as _cli
 
@@ -107,7 +124,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on one target and write a report (metrics, energy, latency) to DIR."""
-        from .report import profile_run, render_html, write_report
+        from .report import profile_run
 
         readout_ = _readout(readout)
         x, y = _cli.read_input_npz(input)
@@ -127,13 +144,7 @@ def register(app: typer.Typer) -> None:
             if "shape" in str(exc) and str(input) not in str(exc):
                 raise InputError(f"{input}: {exc}") from None
             raise
-        write_report(output, report, render_html(report, results))
-        if as_json:
-            typer.echo(_json_summary(report, output))
-            return
-        c = _cli.console()
-        _print_summary(report, c)
-        c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
+        _finish(report, results, output, as_json)
 
     @app.command()
     def compare(
@@ -151,7 +162,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""
         from ..targets.base import REGISTRY
-        from .report import compare_runs, render_html, write_report
+        from .report import compare_runs
 
         readout_ = _readout(readout)
         names = [t.strip() for t in targets.split(",") if t.strip()]
@@ -175,12 +186,4 @@ def register(app: typer.Typer) -> None:
         factory = None if quiet else (lambda t: _cli.progress_bar(f"{t}: steps"))
         report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
                                        device=device, sample=sample, progress_factory=factory)
-        if output is not None:
-            write_report(output, report, render_html(report, results))
-        if as_json:
-            typer.echo(_json_summary(report, output))
-            return
-        c = _cli.console()
-        _print_summary(report, c)
-        if output is not None:
-            c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
+        _finish(report, results, output, as_json)
