@@ -84,43 +84,36 @@ def _norse_params(c):
                             v_reset=torch.as_tensor(0.0), v_leak=torch.as_tensor(0.0))
 
 
-def norse_reservoir(res: Reservoir, x: torch.Tensor, weights=None) -> torch.Tensor:
-    """The reservoir with norse's LIF step and dense products (``weights``: prepared
-    (w_in, w_rec) tensors on x's device)."""
+def _norse_loop(res: Reservoir, x: torch.Tensor, current) -> torch.Tensor:
+    """norse's LIF step over time; ``current(x_t, z)`` gives the synaptic input."""
     from norse.torch.functional.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
 
     c = res.config
+    p = _norse_params(c)
+    r = c.dt / (1 - c.decay) / c.dt
+    state = LIFBoxFeedForwardState(v=torch.zeros(x.shape[0], c.n_neurons, device=x.device))
+    z = torch.zeros(x.shape[0], c.n_neurons, device=x.device)
+    out = []
+    for t in range(x.shape[1]):
+        z, state = lif_box_feed_forward_step(r * current(x[:, t], z), state, p, dt=c.dt)
+        out.append(z)
+    return torch.stack(out, 1)
+
+
+def norse_reservoir(res: Reservoir, x: torch.Tensor, weights=None) -> torch.Tensor:
+    """The reservoir with norse's LIF step and dense products (``weights``: prepared
+    (w_in, w_rec) tensors on x's device)."""
     if weights is None:
         w = res.weights()
         weights = torch.as_tensor(w["w_in"]).to(x.device), torch.as_tensor(w["w_rec"]).to(x.device)
     win, wrec = weights
-    p = _norse_params(c)
-    r = c.dt / (1 - c.decay) / c.dt
-    state = LIFBoxFeedForwardState(v=torch.zeros(x.shape[0], c.n_neurons, device=x.device))
-    z = torch.zeros(x.shape[0], c.n_neurons, device=x.device)
-    out = []
-    for t in range(x.shape[1]):
-        z, state = lif_box_feed_forward_step(r * (x[:, t] @ win.T + z @ wrec.T), state, p, dt=c.dt)
-        out.append(z)
-    return torch.stack(out, 1)
+    return _norse_loop(res, x, lambda xt, z: xt @ win.T + z @ wrec.T)
 
 
 def norse_sparse_reservoir(res: Reservoir, x: torch.Tensor, csr) -> torch.Tensor:
     """norse's LIF step with CSR products (``csr``: the (w_in, w_rec) CSR matrices)."""
-    from norse.torch.functional.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
-
-    c = res.config
     win, wrec = csr
-    p = _norse_params(c)
-    r = c.dt / (1 - c.decay) / c.dt
-    state = LIFBoxFeedForwardState(v=torch.zeros(x.shape[0], c.n_neurons, device=x.device))
-    z = torch.zeros(x.shape[0], c.n_neurons, device=x.device)
-    out = []
-    for t in range(x.shape[1]):
-        i = torch.sparse.mm(win, x[:, t].T).T + torch.sparse.mm(wrec, z.T).T
-        z, state = lif_box_feed_forward_step(r * i, state, p, dt=c.dt)
-        out.append(z)
-    return torch.stack(out, 1)
+    return _norse_loop(res, x, lambda xt, z: torch.sparse.mm(win, xt.T).T + torch.sparse.mm(wrec, z.T).T)
 
 
 # ------------------------------------------------------------------------------ 1. 200 neurons
