@@ -162,16 +162,12 @@ def test_rram_energy_uses_target_counts(rng):
 
 def test_rram_target_counts_priced(rng):
     """The rram target's own counts (rows_activated, adc_conversions) are what gets priced."""
-    try:
-        tgt = get_target("rram")
-    except InputError as exc:
-        pytest.skip(str(exc))
+    tgt = get_target("rram")
     g, _ = _tiny(rng)
     x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
     r = tgt.compile(g, hardware=load_profile("rram_40nm")).run(x)
     s1 = g.synapse_nodes()[0]
-    if "adc_conversions" not in r.counts[s1]:
-        pytest.skip("rram target does not count ADC conversions")
+    assert r.counts[s1]["adc_conversions"] > 0
     e = estimate_energy(r, load_profile("rram_40nm"), g)
     adc_terms = [t for t in e["terms"] if t["kind"] == "adc" and t["layer"] == s1]
     assert adc_terms[0]["count"] == r.counts[s1]["adc_conversions"]
@@ -201,14 +197,10 @@ def test_mapping_forms_accepted(rng):
 
 def test_loihi_target_mapping_used_for_latency(rng):
     """The Loihi target's mapping ({"layers": {pop: {"cores": n}}}) sets the core counts."""
-    try:
-        tgt = get_target("loihi2-emu")
-    except InputError as exc:
-        pytest.skip(str(exc))
+    tgt = get_target("loihi2-emu")
     g, _ = _tiny(rng)
     prog = tgt.compile(g, hardware=load_profile("loihi2"))
-    if not isinstance(getattr(prog, "mapping", None), dict):
-        pytest.skip("the Loihi target gives no mapping")
+    assert isinstance(prog.mapping, dict)
     x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
     r = prog.run(x)
     lat = estimate_latency(r, load_profile("loihi2"), g, cores_from_mapping(prog.mapping))

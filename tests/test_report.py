@@ -96,6 +96,8 @@ def test_profile_every_available_target(target, digits_files, tmp_path, capsys):
     try:
         get_target(target)
     except InputError as exc:
+        if target != "lava":  # only Lava may be missing (Python ≥ 3.11); the rest is core
+            raise
         pytest.skip(str(exc))
     model, data, x, y = digits_files
     if target == "lava":  # Lava runs one process per sample: keep it short
