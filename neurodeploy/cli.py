@@ -85,18 +85,6 @@ def read_input_npz(path: Path):
     return x, y
 
 
-def write_npz(path: Path, arrays: dict) -> Path:
-    import numpy as np
-
-    from .graph.io import write_atomic
-
-    def writer(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    return write_atomic(path, writer)
-
-
 def progress_bar(total_label: str):
     """A context manager yielding a callback(done, total) that drives a rich progress bar."""
     from contextlib import contextmanager
@@ -190,6 +178,8 @@ def run(
             result = program.run(x, record=_parse_record(record), progress=cb)
     except InputError as exc:
         raise InputError(f"{input}: {exc}") from None
+    from .graph.io import write_npz
+
     write_npz(output, result.to_numpy())
     c = console()
     c.print(f"wrote {output}  ({result.batch} samples × {result.steps} steps, target {target})")
@@ -246,6 +236,6 @@ _register_plugins()
 if __name__ == "__main__":  # pragma: no cover
     # `python -m neurodeploy.cli`: run the package's module, not this __main__ copy, so the
     # plugins (which import neurodeploy.cli) share one app and one STATE (--quiet, --debug).
-    from neurodeploy.cli import main as _main
+    from neurodeploy.cli import main as _package_main
 
-    sys.exit(_main())
+    sys.exit(_package_main())

@@ -100,6 +100,24 @@ def write_atomic(path: str | os.PathLike, writer) -> Path:
     return p
 
 
+def write_npz(path: str | os.PathLike, arrays: dict) -> Path:
+    """``np.savez_compressed`` of ``arrays`` to ``path``, atomically."""
+    import numpy as np
+
+    def writer(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return write_atomic(path, writer)
+
+
+def write_json(path: str | os.PathLike, obj, indent: int = 2, default=None) -> Path:
+    """``obj`` as JSON text to ``path``, atomically."""
+    import json
+
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=indent, default=default)))
+
+
 def write_nir(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` with ``nir.write`` atomically."""
     return write_atomic(path, lambda tmp: nir.write(str(tmp), graph))

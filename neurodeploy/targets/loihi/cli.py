@@ -8,7 +8,6 @@ nothing heavy at import time; Lava is never imported here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """Quantize a model for Loihi 2 and write the program, netx file and reports."""
         from ...cli import console, load_model
         from ...errors import InputError, UnsupportedError
-        from ...graph.io import write_atomic
+        from ...graph.io import write_json
         from .emulator import EmulatorTarget
         from .mapping import map_program
         from .netx import export_netx
@@ -49,9 +48,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"{out}: exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
         prog.save(out)
-        write_atomic(out / "quantization.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(prog.report, indent=1)))
-        write_atomic(out / "mapping.json", lambda tmp: Path(tmp).write_text(json.dumps(prog.mapping, indent=1)))
+        write_json(out / "quantization.json", prog.report, indent=1)
+        write_json(out / "mapping.json", prog.mapping, indent=1)
         c = console()
         try:
             export_netx(prog, out / "model.net")

@@ -152,18 +152,13 @@ class LoihiProgram:
 
     def save(self, path) -> Path:
         """Write ``program.json`` + ``program.npz`` into directory ``path`` (atomically)."""
-        from ...graph.io import write_atomic
+        from ...graph.io import write_json, write_npz
 
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         meta, arrays = self.to_arrays()
-
-        def _npz(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-
-        write_atomic(d / "program.npz", _npz)
-        write_atomic(d / "program.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, default=_jsonable)))
+        write_npz(d / "program.npz", arrays)
+        write_json(d / "program.json", meta, indent=1, default=_jsonable)
         return d
 
     @classmethod

@@ -250,7 +250,7 @@ class RRAMProgram:
         """A directory: graph.nir, program.json (config, seed), conductances.npz (programmed
         offsets, drift exponents, calibrated ADC ranges)."""
         from ...graph import save
-        from ...graph.io import write_atomic
+        from ...graph.io import write_json, write_npz
 
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
@@ -265,17 +265,13 @@ class RRAMProgram:
             if xb.adc_range is not None and xb.config.adc_calibrated:
                 arrays[f"{n}/adc_range"] = xb.adc_range.cpu().numpy()
 
-        def w_npz(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-
-        write_atomic(d / "conductances.npz", w_npz)
+        write_npz(d / "conductances.npz", arrays)
         meta = {
             "target": self.target, "dtype": str(self.dtype).replace("torch.", ""), "dt": self.graph.dt,
             "reset": self.graph.reset, "seed": self.seed, "config": self.config.to_dict(),
             "hardware": self.hardware_name, "sparse": self.sparse,
         }
-        write_atomic(d / "program.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        write_json(d / "program.json", meta)
         return d
 
     @classmethod

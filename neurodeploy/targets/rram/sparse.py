@@ -647,7 +647,7 @@ class SparseReservoirProgram:
         ``conductances.npz`` (per layer the programmed/drifted conductance offsets and
         scale when they differ from the formed ones, and the calibrated ADC ranges).
         :meth:`load` rebuilds the identical program."""
-        from ...graph.io import write_atomic
+        from ...graph.io import write_json, write_npz
 
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
@@ -661,15 +661,11 @@ class SparseReservoirProgram:
             for name, r in self.adc_ranges().items():
                 arrays[f"{name}/adc_range"] = r
 
-        def w_npz(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-
-        write_atomic(d / "conductances.npz", w_npz)
+        write_npz(d / "conductances.npz", arrays)
         meta = {"target": self.target, "program": self.program_kind, "mode": self.mode, "seed": self.seed,
                 "kernel": self.kernel, "dtype": str(self.dtype).replace("torch.", ""),
                 "config": None if self.config is None else self.config.to_dict()}
-        write_atomic(d / "program.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        write_json(d / "program.json", meta)
         return d
 
     @classmethod
