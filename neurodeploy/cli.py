@@ -217,15 +217,25 @@ def main(argv: List[str] | None = None) -> int:
 
 # Commands of the other subsystems register themselves (their modules import nothing heavy
 # at import time; Lava is imported only when a Lava command runs).
+PLUGINS = (
+    "neurodeploy.targets.loihi.cli",
+    "neurodeploy.targets.rram.cli",
+    "neurodeploy.measure.cli",
+    "neurodeploy.convert.cli",  # convert: ONNX ANN -> SNN
+    "neurodeploy.sweep_cli",  # sweep: parameter grids x seeds, local pool or Ray
+    "neurodeploy.training.cli",  # finetune: hardware-aware fine-tuning
+)
+
+
 def _register_plugins() -> None:
     import importlib
 
-    for mod in ("neurodeploy.targets.loihi.cli", "neurodeploy.targets.rram.cli", "neurodeploy.measure.cli"):
+    for mod in PLUGINS:
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            if exc.name == mod:
-                continue
+            if exc.name and (mod == exc.name or mod.startswith(exc.name + ".")):
+                continue  # that subsystem is not part of this installation
             raise
         module.register(app)
 
