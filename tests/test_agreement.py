@@ -195,11 +195,11 @@ def test_snntorch_leaky_spikes(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_snntorch_synaptic_membrane(seed):
-    """snnTorch's Synaptic (current-based) exported as CubaLIF: same synaptic current and
-    membrane trajectory. (Its "zero" reset also discards the next step's input, which NIR
-    cannot express, so spikes are compared only for Leaky; see docs/semantics.md.)"""
+    """snnTorch's Synaptic (current-based), loaded as LI (current) → LIF: same membrane
+    trajectory. (Spikes of every snnTorch neuron type: tests/zoo; its "zero" reset, which
+    also discards the next step's input, is refused there.)"""
     torch.manual_seed(seed)
-    syn = snn.Synaptic(alpha=0.6, beta=0.85, threshold=1e9, init_hidden=True, output=True, reset_mechanism="zero")
+    syn = snn.Synaptic(alpha=0.6, beta=0.85, threshold=1e9, init_hidden=True, output=True, reset_mechanism="subtract")
     net = torch.nn.Sequential(torch.nn.Linear(8, 6), syn)
     x = spikes((5, 40, 8), p=0.4, seed=seed)
     g = G.load(net, x[:1, 0])

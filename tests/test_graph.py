@@ -75,7 +75,9 @@ def test_snntorch_export_that_fails_type_inference():
         export_to_nir(net, torch.randn(1, 4))
     g = G.load(net, torch.randn(1, 4))
     assert g.dt == 1e-4 and g.shapes["input"] == (4,)
-    assert [type(g.nodes[n]).__name__ for n in g.order] == ["Input", "Affine", "LIF", "Affine", "LIF", "Output"]
+    # Leaky resets by subtraction (snnTorch's default): NIR subtract plus a reset self-loop
+    assert g.reset == "subtract" and g.delayed == frozenset({("1", "1.reset"), ("3", "3.reset")})
+    assert [type(g.nodes[n]).__name__ for n in g.order if "." not in n] == ["Input", "Affine", "LIF", "Affine", "LIF", "Output"]
 
 
 def test_recurrent_order_delays_edge_out_of_neuron(rng):
@@ -137,8 +139,10 @@ def test_flatten_torch_convention_is_detected(rng):
 def test_snntorch_recurrent_export_with_dotted_names():
     """nirtorch flattens snnTorch's RLeaky into nodes named '1.lif', '1.w_rec'."""
     snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
     net = torch.nn.Sequential(torch.nn.Linear(8, 6), snn.RLeaky(beta=0.9, linear_features=6, init_hidden=True, output=True))
-    g = G.load(net, torch.zeros(1, 8))
+    g = G.load(export_to_nir(net, torch.zeros(8)))
     assert set(g.nodes) == {"input", "0", "1.lif", "1.w_rec", "output"}
     assert g.delayed == frozenset({("1.lif", "1.w_rec")})
     assert g.shapes["1.w_rec"] == (6,)

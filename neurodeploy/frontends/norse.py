@@ -1,55 +1,88 @@
-"""norse frontend.
+"""norse frontend: a norse module traced with our own extractor (not ``norse.torch.to_nir``).
 
-norse 1.1.0's ``norse.torch.to_nir`` has three problems we repair here:
+Each cell becomes the NIR node its own step function integrates (norse 1.1.0, forward
+Euler at the cell's ``dt``):
 
-1. neuron parameters are 0-d torch tensors and Input/Output types carry the sample's batch
-   dimension, so plain ``nir.write`` fails ("Scalar datasets don't support chunk/filter
-   options" with h5py 3.16) — normalization converts, broadcasts and strips them;
-2. time constants are written as ``tau = dt / tau_inv`` (that is ``dt·τ``, not ``τ``), so
-   norse's own ``from_nir`` of its own export runs a different network. We write
-   ``tau = 1 / tau_inv`` (seconds), the value the module integrates with;
-3. ``LIFCell`` (current-based) is exported as CubaLIF with ``w_in = 1``, but its input jumps
-   into the current (``i ← i·(1−dt/τ_syn) + x``) where NIR's CubaLIF adds
-   ``dt/τ_syn·w_in·x``; we set ``w_in = τ_syn/dt`` so the current matches. One difference
-   remains and is documented: ``LIFCell`` updates the membrane with the current *before*
-   the jump, NIR with the current after it (one step earlier input response).
+* ``LIFBoxCell`` → LIF(τ = 1/τ_inv, r = 1), reset to ``v_reset`` or by subtraction as the
+  cell's ``reset_method`` says; ``LIBoxCell`` → LI;
+* ``LIFCell`` / ``LICell`` → CubaLIF / CubaLI with ``w_in = τ_syn/dt``: norse jumps the
+  current by the input and updates the membrane with the jumped current, which is NIR's
+  CubaLIF exactly (quirk ``norse-w-in``);
+* ``IAFCell`` → IF(r = 1/dt) (``v += x`` per step, quirk ``norse-if-r``);
+* ``LIFRecurrentCell`` → Linear(input weights) → CubaLIF ⟲ Linear(recurrent weights,
+  diagonal zeroed unless ``autapses``); the recurrent edge carries the previous step's spikes
+  as norse's ``state.z`` does;
+* Linear, Conv1d/Conv2d (with or without bias), AvgPool2d, Flatten, Dropout as in
+  :mod:`.torch`; anything else is refused naming the module.
 
-With those repairs, a norse module of Linear/Conv2d/LIFBoxCell/LIBoxCell/IAFCell layers and
-its NIR graph produce the same spikes (tests/test_frontends.py).
+norse starts membranes at ``v_leak``; spiking layers are written relative to it
+(``norse-v-leak-start``). The dt defaults to the cells' own ``dt`` (they must agree); a
+different ``dt`` is allowed and reported by the diagnostics (``dt-mismatch``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_DT = 1e-3  # norse's default integration step (seconds)
+from ..errors import InputError, UnsupportedError
+from . import _edit, quirks
+from .torch import torch_node, trace
 
 
-def _inv(t) -> np.ndarray:
-    return 1.0 / np.asarray(t.detach().cpu().numpy(), np.float64)
+def _p(value):
+    return np.asarray(_edit.as_numpy(value), np.float32)
 
 
-def _repair(graph, module, dt):
+def _reset_of(cell) -> str:
+    import norse.torch.functional.reset as nreset
+
+    method = getattr(cell.p, "reset_method", None)
+    if method is None or method is nreset.reset_value:
+        return "zero"
+    if method is nreset.reset_subtract:
+        return "subtract"
+    raise UnsupportedError(f"norse cell {type(cell).__name__}: reset method {method!r} has no NIR equivalent")
+
+
+def cell_node(cell, dt: float):
+    """The NIR node of one norse cell (None if ``cell`` is not a supported norse cell)."""
+    import nir
     import norse.torch as nt
 
-    for name, node in graph.nodes.items():
-        try:
-            sub = module.get_submodule(name)
-        except AttributeError:
-            continue
-        p = getattr(sub, "p", None)
-        if p is None:
-            continue
-        if isinstance(sub, (nt.LIFBoxCell, nt.LIBoxCell)) and hasattr(node, "tau"):
-            node.tau = _inv(p.tau_mem_inv)
-        elif isinstance(sub, nt.LIFCell) and hasattr(node, "tau_mem"):
-            node.tau_mem = _inv(p.tau_mem_inv)
-            node.tau_syn = _inv(p.tau_syn_inv)
-            node.w_in = node.tau_syn / dt
-            node.v_reset = np.asarray(p.v_reset.detach().cpu().numpy(), np.float64)
-        if hasattr(node, "v_reset") and hasattr(p, "v_reset"):
-            node.v_reset = np.asarray(p.v_reset.detach().cpu().numpy(), np.float64)
-    return graph
+    p = getattr(cell, "p", None)
+    if isinstance(cell, nt.LIFBoxCell):
+        return nir.LIF(tau=1 / _p(p.tau_mem_inv), r=np.ones((), np.float32), v_leak=_p(p.v_leak),
+                       v_threshold=_p(p.v_th), v_reset=_p(p.v_reset))
+    if isinstance(cell, nt.LIBoxCell):
+        return nir.LI(tau=1 / _p(p.tau_mem_inv), r=np.ones((), np.float32), v_leak=_p(p.v_leak))
+    if isinstance(cell, (nt.LIFCell, nt.LIFRecurrentCell, nt.LICell)):
+        tau_syn = 1 / _p(p.tau_syn_inv)
+        kw = dict(tau_syn=tau_syn, tau_mem=1 / _p(p.tau_mem_inv), r=np.ones((), np.float32), v_leak=_p(p.v_leak),
+                  w_in=np.asarray(tau_syn / dt, np.float32))
+        if isinstance(cell, nt.LICell):
+            return nir.CubaLI(**kw)
+        return nir.CubaLIF(**kw, v_threshold=_p(p.v_th), v_reset=_p(p.v_reset))
+    if isinstance(cell, nt.IAFCell):
+        return nir.IF(r=np.full((), 1 / dt, np.float32), v_threshold=_p(p.v_th), v_reset=_p(p.v_reset))
+    return None
+
+
+def _cells(module):
+    import norse.torch as nt
+
+    kinds = (nt.LIFBoxCell, nt.LIBoxCell, nt.LIFCell, nt.LIFRecurrentCell, nt.LICell, nt.IAFCell)
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, kinds)]
+
+
+def _recurrent(graph, name, cell):
+    import nir
+
+    w_in = cell.input_weights.detach().cpu().numpy()
+    w_rec = cell.recurrent_weights.detach().cpu().numpy().copy()
+    if not cell.autapses:
+        np.fill_diagonal(w_rec, 0.0)
+    graph = _edit.insert_before(graph, name, nir.Linear(weight=w_in), "in")
+    return _edit.add_loop(graph, name, nir.Linear(weight=w_rec), "rec")
 
 
 def from_norse(module, sample, *, dt=None, reset=None, model_name="norse"):
@@ -57,7 +90,29 @@ def from_norse(module, sample, *, dt=None, reset=None, model_name="norse"):
 
     from ..graph.normalize import normalize
 
-    dt = DEFAULT_DT if dt is None else dt
-    graph = nt.to_nir(module, sample, model_name=model_name, dt=dt)
-    graph = _repair(graph, module, dt)
-    return normalize(graph, dt=dt, reset=reset, source=f"norse:{type(module).__name__}")
+    cells = _cells(module)
+    cell_dts = sorted({float(m.dt) for _, m in cells if hasattr(m, "dt")})
+    if len(cell_dts) > 1:
+        raise UnsupportedError(f"norse cells integrate with different steps {cell_dts}: one graph has one dt")
+    module_dt = cell_dts[0] if cell_dts else quirks.NORSE_DT
+    dt = module_dt if dt is None else float(dt)
+    resets = {_reset_of(m) for _, m in cells if isinstance(m, nt.LIFBoxCell)}
+    if len(resets) > 1:
+        raise UnsupportedError("norse cells mix reset to a value and reset by subtraction: one graph has one reset mode")
+    module_reset = resets.pop() if resets else "zero"
+    if reset is not None and reset != module_reset:
+        raise InputError(f"the norse module resets {'by subtraction' if module_reset == 'subtract' else 'to a value'}; "
+                         f"reset={reset!r} would run another network")
+
+    def node_fn(sub, name):
+        node = cell_node(sub, dt)
+        return node if node is not None else torch_node(sub)
+
+    graph = trace(module, sample, node_fn, model_name=model_name)
+    for name, cell in cells:
+        if isinstance(cell, nt.LIFRecurrentCell) and name in graph.nodes:
+            graph = _recurrent(graph, name, cell)
+    graph = quirks.record(graph, repairs=["norse-export-layers", "norse-tau", "norse-w-in", "norse-if-r"],
+                          exporter="norse", exporter_dt=module_dt)
+    graph = quirks.shift_to_leak(graph, module_reset)
+    return normalize(graph, dt=dt, reset=module_reset, source=f"norse:{type(module).__name__}")

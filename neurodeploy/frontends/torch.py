@@ -1,16 +1,27 @@
-"""Generic torch frontend through nirtorch, for modules of plain torch layers.
+"""Trace torch modules to NIR through nirtorch, and the plain torch layers every frontend shares.
 
-Maps torch.nn.Linear → Affine/Linear, Conv1d/Conv2d, AvgPool2d, Flatten; anything else must
-be handled by a framework frontend (norse, snnTorch) or a user-supplied ``extractor``.
+:func:`trace` runs nirtorch's tracer with a node function that gets each leaf module and its
+name; a module no frontend knows is refused naming it (never dropped silently). Plain torch
+layers: Linear → Affine/Linear, Conv1d/Conv2d (with or without bias), AvgPool2d, Flatten,
+and Dropout (an identity at inference) removed.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import nir
 import numpy as np
 
+from ..errors import UnsupportedError
+from . import _edit
 
-def _extract(module):
-    import nir
+#: returned by a node function for a layer that is the identity at inference (Dropout)
+DROP = "drop"
+
+
+def torch_node(module):
+    """The NIR node of a plain torch layer, :data:`DROP`, or None if it is not one."""
     import torch
 
     if isinstance(module, torch.nn.Linear):
@@ -29,16 +40,55 @@ def _extract(module):
     if isinstance(module, torch.nn.AvgPool2d):
         k = module.kernel_size
         s = module.stride if module.stride is not None else k
+        if module.ceil_mode or not module.count_include_pad and np.any(module.padding):
+            return None
         return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(module.padding))
     if isinstance(module, torch.nn.Flatten):
         return nir.Flatten(input_type=None, start_dim=module.start_dim, end_dim=module.end_dim)
+    if isinstance(module, torch.nn.Dropout):
+        return DROP
     return None
 
 
-def from_torch(module, sample, *, dt=None, reset=None, extractor=None, model_name="torch"):
+def trace(module, sample, node_fn, *, model_name="model", ignore_submodules_of=()):
+    """nirtorch-trace ``module`` on ``sample``; ``node_fn(leaf, name)`` gives each leaf's node.
+
+    Returns the NIR graph with Dropout-like layers bypassed. A leaf without a node raises
+    UnsupportedError naming the module and its type."""
     import nirtorch
 
+    names = {id(m): n for n, m in module.named_modules()}
+    dropped = set()
+
+    def mapper(sub):
+        name = names.get(id(sub), model_name) or model_name
+        node = node_fn(sub, name)
+        if node is None:
+            raise UnsupportedError(f"module '{name}' ({type(sub).__name__}) has no NIR equivalent that neurodeploy "
+                                   "can run exactly; replace or remove it")
+        if isinstance(node, str) and node == DROP:
+            dropped.add(name)
+            return nir.Scale(scale=np.ones((), np.float32))
+        return node
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph = nirtorch.extract_nir_graph(module, mapper, sample, model_name=model_name,
+                                           ignore_submodules_of=list(ignore_submodules_of) or None)
+    graph = _edit.clone(graph)
+    for name in dropped:
+        if name in graph.nodes:
+            graph = _edit.bypass(graph, name)
+    return graph
+
+
+def from_torch(module, sample, *, dt=None, reset=None, extractor=None, model_name="torch"):
+    """A module of plain torch layers (or layers ``extractor(module)`` maps)."""
     from ..graph.normalize import normalize
 
-    graph = nirtorch.extract_nir_graph(module, extractor or _extract, sample, model_name=model_name)
+    def node_fn(sub, name):
+        node = extractor(sub) if extractor is not None else None
+        return node if node is not None else torch_node(sub)
+
+    graph = trace(module, sample, node_fn, model_name=model_name)
     return normalize(graph, dt=dt, reset=reset, source=f"torch:{type(module).__name__}")
