@@ -44,7 +44,11 @@ def torch_node(module):
             return None
         return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(module.padding))
     if isinstance(module, torch.nn.Flatten):
-        return nir.Flatten(input_type=None, start_dim=module.start_dim, end_dim=module.end_dim)
+        if module.start_dim == 0 or module.end_dim == 0:
+            return None  # flattens the batch dimension
+        # torch counts the batch dimension, NIR does not
+        return nir.Flatten(input_type=None, start_dim=module.start_dim - (module.start_dim > 0),
+                           end_dim=module.end_dim - (module.end_dim > 0))
     if isinstance(module, torch.nn.Dropout):
         return DROP
     return None
