@@ -80,11 +80,12 @@ def convert(onnx_path, calibration, steps: int = 32, *, percentile: float = 99.9
     from .encode import check_encoding
     from .normalize import check_percentile, input_scale, scales
     from .onnx_reader import read_model
-    from .translate import Translator
+    from .translate import Translator, check_ops
 
     steps, k = _check_args(steps, reset, threshold_ratio, dt)
     percentile, encoding = check_percentile(percentile), check_encoding(encoding)
     model = read_model(onnx_path)
+    check_ops(model)
     x = read_calibration(calibration)
     if tuple(x.shape[1:]) != model.input_shape:
         raise InputError(f"calibration samples have shape {tuple(x.shape[1:])}; {model.path} expects {model.input_shape}")

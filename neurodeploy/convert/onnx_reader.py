@@ -134,7 +134,11 @@ def _session(model: OnnxModel, extra: tuple[str, ...]):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's Fail / InvalidGraph / NotImplemented
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnsupportedError(f"{model.path}: onnxruntime cannot load the model ({msg[-200:]})") from None
 
 
 def run_ort(model: OnnxModel, x: np.ndarray, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

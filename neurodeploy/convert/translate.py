@@ -78,12 +78,9 @@ class Translator:
         self.set(node, outs[0] if x.parts is None else _concat(outs))
 
     def run(self):
+        check_ops(self.m)
         for node in self.m.nodes:
-            handler = HANDLERS.get(node.op)
-            if handler is None:
-                raise UnsupportedError(f"{self.where(node)}: op {node.op} is not supported by convert "
-                                       f"(supported: {', '.join(SUPPORTED)}; MaxPool: see docs/convert.md)")
-            handler(self, node)
+            HANDLERS[node.op](self, node)
         self.readout()
         return self.b
 
@@ -94,6 +91,14 @@ class Translator:
         x = self.linear(out, "readout")
         n = self.b.add("i", "readout", x.srcs, r=x.scale / self.dt, shape=x.shape)
         self.b.add("output", "output", (n,), shape=x.shape)
+
+
+def check_ops(model) -> None:
+    """UnsupportedError naming the first node whose op has no conversion."""
+    for node in model.nodes:
+        if node.op not in HANDLERS:
+            raise UnsupportedError(f"{model.path}: node '{node.name}' ({node.op}): op {node.op} is not supported by convert "
+                                   f"(supported: {', '.join(SUPPORTED)}; MaxPool: see docs/convert.md)")
 
 
 def _concat(parts) -> Ref:
