@@ -23,7 +23,7 @@ app = typer.Typer(
     help="Deploy spiking neural networks (NIR) to Loihi 2 and RRAM, and measure them.",
     pretty_exceptions_enable=False,
 )
-STATE = {"debug": False, "quiet": False}
+STATE = {"debug": False, "quiet": False, "strict": False}
 
 
 def _version(value: bool):
@@ -36,10 +36,12 @@ def _version(value: bool):
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, summaries or warnings."),
+    strict: bool = typer.Option(False, "--strict", help="Diagnostics (graph/diagnose.py) are errors, not warnings."),
 ):
     STATE["debug"] = debug
     STATE["quiet"] = quiet
+    STATE["strict"] = strict
 
 
 # --------------------------------------------------------------------------------------
@@ -48,6 +50,9 @@ def console():
     from rich.console import Console
 
     return Console(stderr=False, quiet=STATE["quiet"])
+
+
+DT_CODES = ("unstable-step", "cannot-spike", "dt-mismatch")  # diagnostics that need a real dt
 
 
 def load_model(model: str, dt: float | None, reset: str | None, *, need_dt: bool = True):
@@ -121,14 +126,19 @@ def inspect(
     model: str = typer.Argument(..., help="A .nir file."),
     dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file's metadata)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    steps: Optional[int] = typer.Option(None, help="Run length to check that every layer can reach threshold in."),
 ):
-    """Show a model's nodes, shapes, neuron and synapse counts and parameters."""
+    """Show a model's nodes, shapes, counts, parameters, load repairs and diagnostics."""
     from .graph.summary import summarize
 
     graph, has_dt = load_model(model, dt, None, need_dt=False)
-    summary = summarize(graph)
-    if not has_dt:
+    summary = summarize(graph, steps=steps)
+    if not has_dt:  # dt-dependent diagnostics would be about the placeholder dt
         summary["dt"] = None
+        summary["diagnostics"] = [d for d in summary["diagnostics"] if d["code"] not in DT_CODES]
+    if STATE["strict"] and summary["diagnostics"]:
+        raise NeurodeployError(f"{model}: {len(summary['diagnostics'])} diagnostic(s) [--strict]: "
+                               f"{summary['diagnostics'][0]['message']}")
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -145,6 +155,9 @@ def inspect(
         f"neurons: {summary['neurons']}   synapses (weights): {summary['synapses']} "
         f"(nonzero {summary['synapses_nonzero']})   recurrent edges: {len(summary['recurrent_edges'])}"
     )
+    c.print(f"repairs applied at load: {', '.join(summary['repairs']) or 'none'}", markup=False)
+    for d in summary["diagnostics"]:
+        c.print(f"diagnostic {d['code']}" + (f" (node '{d['node']}')" if d["node"] else "") + f": {d['message']}", markup=False)
 
 
 @app.command()
@@ -178,6 +191,9 @@ def run(
             result = program.run(x, record=_parse_record(record), progress=cb)
     except InputError as exc:
         raise InputError(f"{input}: {exc}") from None
+    from .graph.diagnose import warn_once
+
+    warn_once(graph, quiet=STATE["quiet"], strict=STATE["strict"], x=x)  # x is valid now: after the run
     from .graph.io import write_npz
 
     write_npz(output, result.to_numpy())

@@ -14,7 +14,12 @@ def _range(a: np.ndarray) -> str:
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
 
 
-def summarize(graph) -> dict:
+def summarize(graph, steps: int | None = None) -> dict:
+    """Nodes, counts and parameters, plus the repairs applied at load and the diagnostics
+    (:mod:`.diagnose`; ``steps``: the run length to check reachability of threshold for)."""
+    from .diagnose import diagnose
+    from .normalize import _listed
+
     nodes = []
     neurons = synapses = nonzero = 0
     for name in graph.order:
@@ -55,4 +60,6 @@ def summarize(graph) -> dict:
         "neurons": neurons,
         "synapses": synapses,
         "synapses_nonzero": nonzero,
+        "repairs": _listed(dict(graph.metadata), "repairs"),
+        "diagnostics": [d.to_dict() for d in diagnose(graph, steps=steps)],
     }
