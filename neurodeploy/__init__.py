@@ -10,7 +10,7 @@ Public API (imports are lazy, so ``import neurodeploy`` is cheap and never impor
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "save", "compile", "run", "__version__"]
+__all__ = ["load", "save", "compile", "run", "convert", "__version__"]
 
 
 def load(model, sample=None, *, dt=None, reset=None, framework=None):
@@ -43,3 +43,12 @@ def compile(graph, target: str = "reference", hardware=None, **options):  # noqa
 def run(graph, x, target: str = "reference", hardware=None, record=None, **options):
     """Compile and run in one call; returns a RunResult."""
     return compile(graph, target, hardware, **options).run(x, record=record)
+
+
+def convert(onnx_path, calibration, steps: int = 32, **options):
+    """Convert an ONNX ANN into a spiking Graph; returns a Conversion (see
+    :func:`neurodeploy.convert.convert` and docs/convert.md). Once the subpackage is imported
+    ``neurodeploy.convert`` is the module, which is callable with the same arguments."""
+    from .convert import convert as _convert
+
+    return _convert(onnx_path, calibration, steps, **options)

@@ -9,6 +9,8 @@ every target (``reset="zero"`` for Loihi).
 from __future__ import annotations
 
 import numbers
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +120,14 @@ def _balanced(graph, xb, s0, t, steps, encoding, seed):
         vals = rate_ann(graph, xr, t.clip_rate, saturate=True, every=True)
     targets = {n: float(vals[n].mean()) for n in t.if_scale}
     return balance(graph, encode(xb, steps, encoding, s0, seed), targets)
+
+
+class _CallableModule(types.ModuleType):
+    """``neurodeploy.convert`` is both this package and the public function: importing the
+    package rebinds the name to the module, so the module calls :func:`convert`."""
+
+    def __call__(self, *args, **kwargs) -> Conversion:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
