@@ -164,10 +164,11 @@ def inspect(
 def run(
     model: str = typer.Argument(..., help="A .nir file (or lava-dl .net where supported)."),
     target: str = typer.Option("reference", help="reference | loihi2-emu | lava | rram"),
-    input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional y."),
+    input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional y, or .nird (NIRData)."),
     dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
     reset: Optional[str] = typer.Option(None, help="zero | subtract (else from the file, default zero)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .npz."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .npz (or .nird: NIRData)."),
+    fmt: str = typer.Option("auto", "--format", help="Output format: npz | nirdata | auto (from the suffix)."),
     record: Optional[str] = typer.Option(None, help="'all' or comma-separated node names to record."),
     hardware: Optional[str] = typer.Option(None, help="Hardware profile name or .toml path."),
     device: str = typer.Option("cpu", help="torch device for simulated targets (cpu, cuda)."),
@@ -176,8 +177,15 @@ def run(
     """Run a model on a target and write its outputs (and recorded spikes) to an .npz."""
     from .targets.base import get_target
 
-    x, y = read_input_npz(input)
+    nirdata_in = input.suffix == ".nird"
+    x, y = (None, None) if nirdata_in else read_input_npz(input)
     graph, _ = load_model(model, dt, reset)
+    if nirdata_in:
+        from .graph.nirdata import read_inputs
+
+        x = read_inputs(input, graph)
+    if fmt not in ("auto", "npz", "nirdata"):
+        raise InputError(f"--format must be npz, nirdata or auto, got {fmt!r}")
     tgt = get_target(target)
     hw = None
     if hardware:
@@ -196,7 +204,12 @@ def run(
     warn_once(graph, quiet=STATE["quiet"], strict=STATE["strict"], x=x)  # x is valid now: after the run
     from .graph.io import write_npz
 
-    write_npz(output, result.to_numpy())
+    if fmt == "nirdata" or fmt == "auto" and output.suffix == ".nird":
+        from .graph.nirdata import result_to_nirdata, write_nirdata
+
+        write_nirdata(output, result_to_nirdata(result, graph))
+    else:
+        write_npz(output, result.to_numpy())
     c = console()
     c.print(f"wrote {output}  ({result.batch} samples × {result.steps} steps, target {target})")
     totals = result.totals()

@@ -82,6 +82,8 @@ def _dt_mismatch(graph) -> list[Diagnostic]:
 # --- reachability of threshold ---------------------------------------------------------
 def _input_bounds(graph, name, x):
     shape = graph.shapes[name]
+    if isinstance(x, dict):
+        x = x.get(name)
     if x is None:
         return np.zeros(shape), np.ones(shape)
     a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
@@ -203,7 +205,7 @@ def warn_once(graph, quiet: bool = False, strict: bool = False, steps: int | Non
     """Print each diagnostic of ``graph`` once per process as ``warning: …`` on stderr
     (nothing when ``quiet``); with ``strict`` raise GraphError instead. Returns them all."""
     if x is not None and steps is None:
-        steps = int(np.shape(x)[1])
+        steps = int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1])
     found = diagnose(graph, steps=steps, x=x)
     if strict and found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
