@@ -109,3 +109,58 @@ def test_non_chain_or_nonzero_exponent_is_unsupported(tmp_path):
     with pytest.raises(UnsupportedError, match="'l2'"):
         export_netx(EmulatorTarget().compile(skip, weight_exp="zero"), tmp_path / "b.net")
     assert not (tmp_path / "b.net").exists()
+
+
+def _without_input_layer(src, dst):
+    """A copy of a .net file whose layer 0 (the input layer) is removed, layers renumbered."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        del f["layer"]["0"]
+        for k in sorted((int(k) for k in f["layer"].keys())):
+            f["layer"].move(str(k), str(k - 1))
+    return dst
+
+
+@pytest.mark.parametrize("name", ["cuba-lif-lif", "recurrent"])
+def test_file_without_input_layer_imports_like_with_it(name, tmp_path):
+    g = NETS[name]()
+    prog = EmulatorTarget().compile(g, weight_exp="zero")
+    full = export_netx(prog, tmp_path / "model.net")
+    bare = _without_input_layer(full, tmp_path / "bare.net")
+    assert read_netx(bare)[0]["type"] != "input"
+    a, b = load(full), load(bare)
+    assert b.shapes[b.inputs[0]] == a.shapes[a.inputs[0]]
+    x = spikes(3, 2, 20, a.shapes[a.inputs[0]], p=0.4)
+    ra = EmulatorTarget().compile(a, weight_exp="zero").run(x, record="all")
+    rb = EmulatorTarget().compile(b, weight_exp="zero").run(x, record="all")
+    assert ra.records.keys() == rb.records.keys()
+    assert all(torch.equal(ra.records[k], rb.records[k]) for k in ra.records)
+    assert sum(int(v.sum()) for v in ra.records.values()) > 0
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not HAVE_NETX, reason="lava-dl (netx) is not importable")
+def test_file_without_input_layer_runs_in_lava_dl_like_our_import(tmp_path):
+    from neurodeploy.targets.loihi.netx import run_netx
+
+    g = NETS["cuba-lif-lif"]()
+    bare = _without_input_layer(export_netx(EmulatorTarget().compile(g, weight_exp="zero"), tmp_path / "m.net"),
+                                tmp_path / "bare.net")
+    back = load(bare)
+    prog = EmulatorTarget().compile(back, weight_exp="zero")
+    steps = 20
+    x = spikes(5, 1, steps, back.shapes[back.inputs[0]], p=0.4)
+    ours = prog.run(x, record="all")
+    layers = run_netx(bare, x[0].reshape(steps, -1).T)  # lava-dl's own netx.hdf5.Network, in Lava
+    assert len(layers) == len(prog.populations)
+    total = 0
+    for got, p in zip(layers, prog.populations):
+        if p.spiking:
+            want = ours.records[p.name][0].reshape(steps, -1).numpy()
+            np.testing.assert_array_equal(got, want, err_msg=p.name)
+            total += int(want.sum())
+    assert total > 0

@@ -17,7 +17,9 @@ non-spiking readouts ``v = v_int / 64``. With ``α_syn = iDecay/4096`` and
 
 (``b`` is the stored bias mantissa ×64/64: netx uses ``bias_exp = 6``, the same shift as
 the threshold's.) Delays become a NIR Delay node before (per input) or after (per output)
-the Linear; other delay patterns raise UnsupportedError.
+the Linear; other delay patterns raise UnsupportedError. A file without an input layer
+(which lava-dl's ``netx.hdf5.Network`` accepts) takes its input size from the first layer's
+weights, as lava-dl does.
 """
 
 from __future__ import annotations
@@ -62,14 +64,15 @@ def from_netx(path, dt=None, reset=None):
             continue
         if t not in ("dense", "dense_rec"):
             raise UnsupportedError(f"{path}: layer {lay['index']} has type '{t}'; only dense/dense_rec are imported")
-        if prev is None:
-            raise UnsupportedError(f"{path}: layer {lay['index']}: the file has no input layer")
         nrn = lay.get("neuron")
         if nrn is None or nrn.get("type") not in ("CUBA", "LOIHI"):
             raise UnsupportedError(f"{path}: layer {lay['index']}: only CUBA neurons are imported")
         name = str(lay.get("name", f"layer{lay['index']}"))
         n = int(np.prod(lay["shape"]))
         w = np.asarray(lay["weight"], np.float64).reshape(n, -1)
+        if prev is None:  # no input layer: lava-dl's Network feeds its input to the first layer
+            prev, prev_n = "input", w.shape[1]
+            nodes["input"] = nir.Input(input_type=np.array([prev_n]))
         if w.shape[1] != prev_n:
             raise InputError(f"{path}: layer {lay['index']}: weight shape {w.shape} does not follow {prev_n} inputs")
         i_dec, v_dec, vth = nrn.get("iDecay", 0), nrn.get("vDecay", 0), nrn.get("vThMant", VTH_MAX)
