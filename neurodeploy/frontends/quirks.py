@@ -195,6 +195,7 @@ def shift_to_leak(graph, reset: str):
 def repair_snntorch(graph, dt=None, reset=None):
     """snntorch-dt (and snntorch-reset when reset='subtract' is asked for)."""
     dt = float(dt or SNNTORCH_DT)
+    _refuse_inexact_snntorch(graph, reset)
     g = _edit.clone(graph)
     k = dt / SNNTORCH_DT
     for name, node, parent, local in _neurons(g):
@@ -209,6 +210,21 @@ def repair_snntorch(graph, dt=None, reset=None):
     if reset == "subtract":
         g = subtract_loops(g)
     return g, dt
+
+
+def _refuse_inexact_snntorch(graph, reset):
+    """An exported Synaptic (CubaLIF) has no exact NIR form with either reset; an exported
+    RLeaky (LIF in a loop) has none with reset to zero (snnTorch then discards the step's input)."""
+    edges = {tuple(e) for _, _, parent, _ in _neurons(graph) for e in parent.edges}
+    for name, node, parent, local in _neurons(graph):
+        if isinstance(node, nir.CubaLIF):
+            raise UnsupportedError(f"node '{name}': an exported snnTorch Synaptic layer cannot run exactly (its reset "
+                                   "must act on the membrane, not on the CubaLIF current); load the snnTorch module")
+        looped = any((local, b) in edges and (b, local) in edges for b in parent.nodes)
+        if isinstance(node, nir.LIF) and looped and reset != "subtract":
+            raise UnsupportedError(f"node '{name}': an exported snnTorch RLeaky with reset to zero discards the input "
+                                   "of the step after a spike, which NIR cannot express; pass reset='subtract' if "
+                                   "the module resets by subtraction (RLeaky's default), or load the module")
 
 
 def subtract_loops(graph):
