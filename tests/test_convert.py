@@ -280,3 +280,11 @@ def test_cli_convert_and_errors(tmp_path, nets):
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "Sigmoid" in r.stderr
     assert "Traceback" not in r.stderr and not bad_out.exists() and not list(tmp_path.glob("bad.nir*"))
+
+
+def test_public_api_name_is_callable_before_and_after_import(nets):
+    import neurodeploy.convert as module
+
+    assert callable(neurodeploy.convert) and callable(module)
+    conv = module(nets["paths"]["digits_cnn"], nets["x_train"][:32], steps=4)
+    assert type(conv).__name__ == "Conversion" and conv.steps == 4
