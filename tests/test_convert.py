@@ -288,3 +288,21 @@ def test_public_api_name_is_callable_before_and_after_import(nets):
     assert callable(neurodeploy.convert) and callable(module)
     conv = module(nets["paths"]["digits_cnn"], nets["x_train"][:32], steps=4)
     assert type(conv).__name__ == "Conversion" and conv.steps == 4
+
+
+def test_lava_runs_the_loihi_conversion_like_the_emulator(nets):
+    pytest.importorskip("lava")
+    conv = convert(nets["paths"]["digits_cnn"], nets["x_train"][:256], steps=8, reset="zero")
+    x = nets["x_test"][:1]
+    emu, lava = conv.run(x, target="loihi2-emu"), conv.run(x, target="lava")
+    out = conv.graph.outputs[0]
+    assert torch.equal(emu.outputs[out].float(), lava.outputs[out].float())
+
+
+def test_example_sweep_quick_mode(capsys):
+    spec = importlib.util.spec_from_file_location("convert_digits", ROOT / "examples" / "convert_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick"]) == 0
+    text = capsys.readouterr().out
+    assert "| 32 |" in text and "loihi2-emu acc" in text and "ANN (onnxruntime)" in text
