@@ -55,18 +55,18 @@ def console():
 DT_CODES = ("unstable-step", "cannot-spike", "dt-mismatch")  # diagnostics that need a real dt
 
 
-def load_model(model: str, dt: float | None, reset: str | None, *, need_dt: bool = True):
+def load_model(model: str, dt: float | None, reset: str | None, *, need_dt: bool = True, framework: str | None = None):
+    """Load ``model``; returns ``(graph, has_dt)``. With ``need_dt=False`` a model without a
+    dt (neither given, nor in the file, nor an exporter's convention) loads at a placeholder
+    dt of 1 s and ``has_dt`` is False."""
     from .graph import load
 
-    if not need_dt and dt is None:
-        from .graph import read_nir
-        from .graph.normalize import _meta
-
-        if not model.endswith(".net"):
-            meta = _meta(read_nir(model))
-            if "dt" not in meta:
-                return load(model, dt=1.0, reset=reset), False
-    return load(model, dt=dt, reset=reset), True
+    try:
+        return load(model, dt=dt, reset=reset, framework=framework), True
+    except InputError as exc:
+        if need_dt or dt is not None or model.endswith(".net") or "no time step" not in str(exc):
+            raise
+    return load(model, dt=1.0, reset=reset, framework=framework), False
 
 
 def read_input_npz(path: Path):
@@ -127,11 +127,12 @@ def inspect(
     dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file's metadata)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     steps: Optional[int] = typer.Option(None, help="Run length to check that every layer can reach threshold in."),
+    framework: Optional[str] = typer.Option(None, help="Repair this exporter's quirks: norse | snntorch | sinabs | rockpool (else detected)."),
 ):
     """Show a model's nodes, shapes, counts, parameters, load repairs and diagnostics."""
     from .graph.summary import summarize
 
-    graph, has_dt = load_model(model, dt, None, need_dt=False)
+    graph, has_dt = load_model(model, dt, None, need_dt=False, framework=framework)
     summary = summarize(graph, steps=steps)
     if not has_dt:  # dt-dependent diagnostics would be about the placeholder dt
         summary["dt"] = None
@@ -173,13 +174,14 @@ def run(
     hardware: Optional[str] = typer.Option(None, help="Hardware profile name or .toml path."),
     device: str = typer.Option("cpu", help="torch device for simulated targets (cpu, cuda)."),
     readout: str = typer.Option("auto", help="Accuracy readout: spikes | membrane | auto."),
+    framework: Optional[str] = typer.Option(None, help="Repair this exporter's quirks: norse | snntorch | sinabs | rockpool (else detected)."),
 ):
     """Run a model on a target and write its outputs (and recorded spikes) to an .npz."""
     from .targets.base import get_target
 
     nirdata_in = input.suffix == ".nird"
     x, y = (None, None) if nirdata_in else read_input_npz(input)
-    graph, _ = load_model(model, dt, reset)
+    graph, _ = load_model(model, dt, reset, framework=framework)
     if nirdata_in:
         from .graph.nirdata import read_inputs
 

@@ -86,6 +86,9 @@ def test_run_warns_naming_the_nodes_quiet_silences_strict_refuses(sinabs_file, c
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert any("'if'" in line and "cannot-spike" in line for line in err)
     assert any("'if_1'" in line for line in err)
+    assert any("--framework sinabs" in line for line in err)
+    assert main(["run", str(m), "-i", str(x), "-o", str(out), "--framework", "sinabs"]) == 0
+    assert "warning" not in capsys.readouterr().err and np.load(out)["outputs"].sum() > 0
     out.unlink()
     assert main(["--strict", "run", str(m), "-i", str(x), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

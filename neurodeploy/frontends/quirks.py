@@ -141,7 +141,10 @@ def repair_graph(graph: nir.NIRGraph, dt=None, reset=None, framework=None):
     given). A graph that already lists a framework's repairs is returned unchanged."""
     if framework is not None and framework not in FRAMEWORKS:
         raise InputError(f"unknown framework {framework!r}: use one of {', '.join(FRAMEWORKS)}")
-    done = listed(getattr(graph, "metadata", None), "repairs")
+    meta = getattr(graph, "metadata", None) or {}
+    if dt is None and meta.get("dt") is not None:
+        dt = float(np.asarray(meta["dt"]).reshape(-1)[0])  # the file's own dt is the user's
+    done = listed(meta, "repairs")
     framework = framework or detect(graph, dt)
     if framework == "norse" and "norse-tau" not in done:
         return repair_norse(graph, dt, reset)

@@ -166,8 +166,10 @@ def _neuron(name, node, lo, hi, graph, steps, out):
         out.append(Diagnostic("cannot-spike", name, f"no neuron can reach threshold: the membrane stays ≤ "
                               f"{float(np.max(peak)):.3g} (threshold ≥ {thr:.3g}) for any input within the bound"))
     elif steps is not None and fastest > steps:
+        hint = (" (an IF with r = 1 written per step, as Sinabs does? load with framework='sinabs', "
+                "--framework sinabs)" if isinstance(node, nir.IF) and np.all(node.r == 1) else "")
         out.append(Diagnostic("cannot-spike", name, f"no neuron can reach threshold within the run's {steps} steps: "
-                              f"the fastest needs {fastest:.0f} at dt = {graph.dt:g} s"))
+                              f"the fastest needs {fastest:.0f} at dt = {graph.dt:g} s{hint}"))
     else:
         return np.zeros(graph.shapes[name]), np.ones(graph.shapes[name])
     return np.zeros(graph.shapes[name]), np.zeros(graph.shapes[name])
