@@ -2,8 +2,9 @@
 
 :func:`trace` runs nirtorch's tracer with a node function that gets each leaf module and its
 name; a module no frontend knows is refused naming it (never dropped silently). Plain torch
-layers: Linear → Affine/Linear, Conv1d/Conv2d (with or without bias), AvgPool2d, Flatten,
-and Dropout (an identity at inference) removed.
+layers: Linear → Affine/Linear, Conv1d/Conv2d (with or without bias), AvgPool2d, Flatten;
+Dropout (an identity at inference) removed; an eval-mode BatchNorm1d/2d folded into the
+Linear/Conv before it.
 """
 
 from __future__ import annotations
@@ -49,9 +50,49 @@ def torch_node(module):
         # torch counts the batch dimension, NIR does not
         return nir.Flatten(input_type=None, start_dim=module.start_dim - (module.start_dim > 0),
                            end_dim=module.end_dim - (module.end_dim > 0))
-    if isinstance(module, torch.nn.Dropout):
+    if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d)):
         return DROP
+    if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+        return _batchnorm(module)
     return None
+
+
+def _batchnorm(module) -> BatchNorm:
+    if module.training or module.running_mean is None:
+        raise UnsupportedError("a BatchNorm in training mode (or without running statistics) normalizes with batch "
+                               "statistics: call module.eval() first")
+    scale = 1 / np.sqrt(module.running_var.detach().cpu().numpy().astype(np.float64) + module.eps)
+    if module.affine:
+        scale = scale * module.weight.detach().cpu().numpy()
+    shift = -module.running_mean.detach().cpu().numpy() * scale
+    if module.affine:
+        shift = shift + module.bias.detach().cpu().numpy()
+    return BatchNorm(scale, shift)
+
+
+class BatchNorm:
+    """An eval-mode BatchNorm ``y = scale·x + shift`` (per channel), folded by :func:`fold`."""
+
+    def __init__(self, scale, shift):
+        self.scale, self.shift = scale, shift
+
+
+def fold(graph, name: str, bn: BatchNorm):
+    """Fold BatchNorm node ``name`` into the Linear/Conv that feeds it (and only it)."""
+    preds = [a for a, b in graph.edges if b == name]
+    src = graph.nodes.get(preds[0]) if len(preds) == 1 else None
+    if not isinstance(src, (nir.Linear, nir.Affine, nir.Conv1d, nir.Conv2d)) or \
+            [b for a, b in graph.edges if a == preds[0]] != [name]:
+        raise UnsupportedError(f"module '{name}' (BatchNorm): only a BatchNorm right after a Linear or Conv layer "
+                               "(and its only consumer) can be folded into it")
+    w = np.asarray(src.weight, np.float64)
+    s = bn.scale.reshape(-1, *(1,) * (w.ndim - 1))
+    bias = np.asarray(getattr(src, "bias", np.zeros(w.shape[0])), np.float64)
+    params = dict(weight=np.asarray(w * s, np.float32), bias=np.asarray(bias * bn.scale + bn.shift, np.float32))
+    new = nir.Affine(**params) if isinstance(src, (nir.Linear, nir.Affine)) else _edit.with_params(src, **params)
+    graph = _edit.clone(graph)
+    graph.nodes[preds[0]] = new
+    return _edit.bypass(graph, name)
 
 
 def trace(module, sample, node_fn, *, model_name="model", ignore_submodules_of=()):
@@ -62,11 +103,17 @@ def trace(module, sample, node_fn, *, model_name="model", ignore_submodules_of=(
     import nirtorch
 
     names = {id(m): n for n, m in module.named_modules()}
-    dropped = set()
+    dropped, folded = set(), {}
 
     def mapper(sub):
         name = names.get(id(sub), model_name) or model_name
-        node = node_fn(sub, name)
+        try:
+            node = node_fn(sub, name)
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"module '{name}' ({type(sub).__name__}): {exc}") from None
+        if isinstance(node, BatchNorm):
+            folded[name] = node
+            return nir.Scale(scale=np.ones((), np.float32))
         if node is None:
             raise UnsupportedError(f"module '{name}' ({type(sub).__name__}) has no NIR equivalent that neurodeploy "
                                    "can run exactly; replace or remove it")
@@ -83,6 +130,9 @@ def trace(module, sample, node_fn, *, model_name="model", ignore_submodules_of=(
     for name in dropped:
         if name in graph.nodes:
             graph = _edit.bypass(graph, name)
+    for name, bn in folded.items():
+        if name in graph.nodes:
+            graph = fold(graph, name, bn)
     return graph
 
 

@@ -81,6 +81,21 @@ def conv(dt):
                               nt.LIFBoxCell(dt=dt))
 
 
+def _bn(bn):
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.1, 0.3)
+    return bn
+
+
+def conv_batchnorm(dt):
+    return nt.SequentialState(_gain(torch.nn.Conv2d(2, 4, 3, padding=1, bias=False), 20), _bn(torch.nn.BatchNorm2d(4)),
+                              nt.LIFBoxCell(dt=dt), torch.nn.Flatten(), _positive(torch.nn.Linear(4 * 6 * 6, 5), 15),
+                              _bn(torch.nn.BatchNorm1d(5)), nt.LIFBoxCell(dt=dt))
+
+
 #: builder, input shape, spiking layers, readout layers, norse's to_nir can export it
 ZOO = {
     "LIFBoxCell": (lifbox, (6,), ["1", "3"], [], True),
@@ -91,6 +106,7 @@ ZOO = {
     "IAFCell": (iaf, (6,), ["1", "3"], [], True),
     "LIFRecurrentCell": (recurrent, (6,), ["0", "2"], [], False),
     "conv-pool-flatten-linear": (conv, (2, 6, 6), ["1", "5"], [], False),
+    "conv-batchnorm": (conv_batchnorm, (2, 6, 6), ["2", "6"], [], False),
 }
 
 

@@ -65,6 +65,15 @@ def conv():
                 snn.Leaky(beta=0.8, init_hidden=True, output=True), gain=4.0)
 
 
+def conv_batchnorm():
+    from .test_norse_zoo import _bn
+
+    net = _net(torch.nn.Conv2d(2, 4, 3, padding=1, bias=False), _bn(torch.nn.BatchNorm2d(4)),
+               snn.Leaky(beta=0.8, init_hidden=True), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5),
+               snn.Leaky(beta=0.8, init_hidden=True, output=True), gain=4.0)
+    return net.eval()
+
+
 #: builder, input shape, spiking layers, reset of the graph, snnTorch's extractor graph loads exactly
 ZOO = {
     "Leaky-zero": (leaky("zero"), (8,), ["1", "3"], "zero", True),
@@ -75,6 +84,7 @@ ZOO = {
     "RLeaky-one-to-one": (rleaky_one_to_one, (8,), ["1"], "subtract", True),
     "RSynaptic": (rsynaptic, (8,), ["1", "3"], "subtract", False),
     "conv-pool-flatten-linear": (conv, (2, 6, 6), ["1", "5"], "subtract", True),
+    "conv-batchnorm": (conv_batchnorm, (2, 6, 6), ["2", "5"], "subtract", False),
 }
 
 REFUSED = {
