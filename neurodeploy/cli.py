@@ -203,7 +203,7 @@ def run(
         raise InputError(f"{input}: {exc}") from None
     from .graph.diagnose import warn_once
 
-    warn_once(graph, quiet=STATE["quiet"], strict=STATE["strict"], x=x)  # x is valid now: after the run
+    warn_once(graph, quiet=STATE["quiet"], strict=STATE["strict"], x=x, result=result)  # x is valid after the run
     from .graph.io import write_npz
 
     if fmt == "nirdata" or fmt == "auto" and output.suffix == ".nird":

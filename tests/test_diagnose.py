@@ -109,3 +109,18 @@ def test_inspect_lists_repairs_and_diagnostics(tmp_path, capsys):
     assert main(["inspect", str(path)]) == 0
     text = capsys.readouterr().out
     assert "repairs applied at load: output-type" in text and "unstable-step" in text
+
+
+def test_dead_and_saturated_layers_seen_in_a_run():
+    from neurodeploy.graph.diagnose import diagnose_run
+
+    rng = np.random.default_rng(2)
+    x = spikes((3, 40, 6), seed=3)
+    for thr, code in ((1e3, "dead-layer"), (-1.0, "saturated-layer"), (1.0, None)):
+        g = G.load(chain(nir.Input(np.array([6])), affine(rng, 5, 6, scale=3), lif(5, thr=thr), nir.Output(np.array([5]))),
+                   dt=DT)
+        res = run_ours(g, x)
+        rate = float(res.output.mean())
+        found = {d.code for d in diagnose_run(g, res)}
+        assert found == ({code} if code else set()), (thr, rate)
+        assert (rate == 0) == (code == "dead-layer") and (rate >= 0.95) == (code == "saturated-layer")

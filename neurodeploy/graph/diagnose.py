@@ -15,7 +15,9 @@ framework it came from. Each is a :class:`Diagnostic` ``(code, node, message)``:
   (``metadata["exporter_dt"]``, e.g. a norse cell's own ``dt``): the discretisation differs
   from the framework's own simulation.
 * load warnings recorded by the quirk repairs (``metadata["load_warnings"]``, e.g.
-  ``snntorch-reset``, ``norse-v-init``, ``output-type``).
+  ``snntorch-reset``, ``norse-v-init``, ``output-type``);
+* after a run (:func:`diagnose_run`): ``dead-layer`` (no spike) and ``saturated-layer``
+  (≥ 95 % of neuron-steps spike), from the run's event counts.
 
 The bounds are upper bounds (every weight at its worst sign): a layer reported cannot spike
 on any input within the bound; one not reported may still stay silent on a given input.
@@ -198,17 +200,39 @@ def _silent(graph, steps, x) -> list[Diagnostic]:
     return out
 
 
+# --- seen in a run -------------------------------------------------------------------------
+SATURATED = 0.95  # fraction of neuron-steps spiking above which a layer carries no information
+
+
+def diagnose_run(graph, result) -> list[Diagnostic]:
+    """``dead-layer`` (no spike at all) and ``saturated-layer`` (≥ 95 % of neuron-steps
+    spike) for every spiking node, from the run's event counts."""
+    out = []
+    for name in graph.order:
+        c = result.counts.get(name, {})
+        if not isinstance(graph.nodes[name], SPIKING_TYPES) or not c.get("neuron_updates"):
+            continue
+        rate = float(c.get("spikes", 0)) / float(c["neuron_updates"])
+        where = f"{result.batch} samples × {result.steps} steps"
+        if rate == 0:
+            out.append(Diagnostic("dead-layer", name, f"no neuron spiked in the run ({where})"))
+        elif rate >= SATURATED:
+            out.append(Diagnostic("saturated-layer", name, f"{rate:.1%} of neuron-steps spiked ({where})"))
+    return out
+
+
 # --- printing ----------------------------------------------------------------------------
 _SHOWN: set = set()
 
 
 def warn_once(graph, quiet: bool = False, strict: bool = False, steps: int | None = None, x=None,
-              file=None) -> list[Diagnostic]:
-    """Print each diagnostic of ``graph`` once per process as ``warning: …`` on stderr
-    (nothing when ``quiet``); with ``strict`` raise GraphError instead. Returns them all."""
+              result=None, file=None) -> list[Diagnostic]:
+    """Print each diagnostic of ``graph`` (and of a run's ``result``) once per process as
+    ``warning: …`` on stderr (nothing when ``quiet``); with ``strict`` raise GraphError
+    instead. Returns them all."""
     if x is not None and steps is None:
         steps = int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1])
-    found = diagnose(graph, steps=steps, x=x)
+    found = diagnose(graph, steps=steps, x=x) + (diagnose_run(graph, result) if result is not None else [])
     if strict and found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise GraphError(f"{graph.source + ': ' if graph.source else ''}{found[0]}{more} [--strict]")
