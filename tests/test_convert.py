@@ -306,3 +306,25 @@ def test_example_sweep_quick_mode(capsys):
     assert mod.main(["--quick"]) == 0
     text = capsys.readouterr().out
     assert "| 32 |" in text and "loihi2-emu acc" in text and "ANN (onnxruntime)" in text
+
+
+def test_balancing_brings_every_layer_rate_to_the_rate_network(nets):
+    """balance.py's claim: per IF layer, the SNN's mean rate on the calibration samples moves
+    to the rate network's (here on the reset-to-zero residual net, where it is far off)."""
+    import nir
+
+    from neurodeploy.convert.check import rate_ann
+    from neurodeploy.targets.reference import ReferenceProgram
+
+    x = nets["x_train"][:256]
+    plain = convert(nets["paths"]["digits_resnet"], x, steps=16, reset="zero", balance=False)
+    bal = convert(nets["paths"]["digits_resnet"], x, steps=16, reset="zero")
+    xr = torch.as_tensor(np.clip(x / plain.input_scale, 0, 1), dtype=torch.float64)
+    target = rate_ann(plain.graph, xr, plain.clip_rate, saturate=True, every=True)
+    layers = [n for n in plain.graph.order if isinstance(plain.graph.nodes[n], nir.IF)]
+    assert set(bal.balance) == set(layers)
+    err = {}
+    for name, conv in (("plain", plain), ("balanced", bal)):
+        rec = ReferenceProgram(conv.graph).run(conv.encode(x), record=layers).records
+        err[name] = [abs(float(rec[n].mean()) - float(target[n].mean())) for n in layers]
+    assert all(b < p for b, p in zip(err["balanced"], err["plain"])), err
