@@ -243,3 +243,14 @@ def test_rockpool_output_type(tmp_path):
 def test_plain_nir_graph_gets_no_repair():
     g = G.load(sinabs_graph(np.random.default_rng(0)), dt=DT)
     assert "repairs" not in g.metadata
+
+
+def test_saved_snntorch_graph_follows_a_new_dt(tmp_path):
+    net = snn_net()
+    x = spikes((3, 30, 8), seed=9)
+    theirs = snn_layers(net, x)
+    G.save(G.load(net, x[:1, 0]), tmp_path / "snn.nir")  # τ for snnTorch's 1e-4 s
+    again = G.load(tmp_path / "snn.nir", dt=1e-2)
+    assert again.dt == 1e-2 and again.metadata["exporter_dt"] == 1e-2
+    assert _mismatch(run_ours(again, x), theirs) == 0
+    assert _mismatch(run_ours(G.load(tmp_path / "snn.nir"), x), theirs) == 0

@@ -150,6 +150,8 @@ def repair_graph(graph: nir.NIRGraph, dt=None, reset=None, framework=None):
         return repair_norse(graph, dt, reset)
     if framework == "snntorch" and "snntorch-dt" not in done:
         return repair_snntorch(graph, dt, reset)
+    if "snntorch-dt" in done and dt is not None and meta.get("exporter_dt") not in (None, dt):
+        return rescale_snntorch(graph, float(meta["exporter_dt"]), dt), dt
     if framework == "sinabs" and "sinabs-if-r" not in done:
         return repair_sinabs(graph, dt)
     return graph, dt
@@ -228,6 +230,19 @@ def _refuse_inexact_snntorch(graph, reset):
             raise UnsupportedError(f"node '{name}': an exported snnTorch RLeaky with reset to zero discards the input "
                                    "of the step after a spike, which NIR cannot express; pass reset='subtract' if "
                                    "the module resets by subtraction (RLeaky's default), or load the module")
+
+
+def rescale_snntorch(graph, old_dt: float, dt: float):
+    """snntorch-dt again for a graph already loaded from snnTorch at ``old_dt``: its neurons
+    are per step, so τ follows the dt (``exporter_dt`` becomes the new dt)."""
+    g = _edit.clone(graph)
+    for name, node, parent, local in _neurons(g):
+        params = {p: _f(getattr(node, p)) * (dt / old_dt) for p in ("tau", "tau_mem", "tau_syn") if hasattr(node, p)}
+        if isinstance(node, (nir.I, nir.IF)):
+            params["r"] = _f(node.r) * (old_dt / dt)  # r = 1/dt: v += x per step
+        parent.nodes[local] = _edit.with_params(node, **params)
+    g.metadata["exporter_dt"] = dt
+    return g
 
 
 def subtract_loops(graph):

@@ -143,5 +143,5 @@ def from_snntorch(module, sample, *, dt=None, reset=None, model_name="snntorch")
     repairs = ["snntorch-export-layers", "snntorch-dt"]
     repairs += ["snntorch-reset"] if graph_reset == "subtract" else []
     repairs += ["snntorch-synaptic"] if any(isinstance(m, (snn.Synaptic, snn.RSynaptic)) for _, m in cells) else []
-    graph = quirks.record(graph, repairs=repairs, exporter="snntorch")
+    graph = quirks.record(graph, repairs=repairs, exporter="snntorch", exporter_dt=dt)
     return normalize(graph, dt=dt, reset=graph_reset, source=f"snntorch:{type(module).__name__}")
