@@ -71,6 +71,19 @@ class Translator:
     def parts(self, node, x: Ref) -> tuple[Ref, ...]:
         return x.parts if x.parts is not None else (x,)
 
+    def aligned(self, refs, base: str) -> list[Ref]:
+        """``refs`` about to be summed, the shallower ones through a NIR Delay of the depth
+        difference: every path into the sum then has the same lag on Loihi (one step per
+        synapse); the reference sees a constant rate delayed, which changes no rate."""
+        depth = max(r.depth for r in refs)
+        out = []
+        for i, r in enumerate(refs):
+            if r.depth < depth:
+                d = self.b.add("delay", f"{base}_delay{i}", r.srcs, delay=np.full(r.shape, (depth - r.depth) * self.dt))
+                r = r.with_(srcs=(d,), depth=depth)
+            out.append(r)
+        return out
+
     def each(self, node, fn) -> None:
         """Apply ``fn(part) -> Ref`` to every concat part of the input (or the input)."""
         x = self.ref(node)
@@ -144,7 +157,7 @@ def conv(t: Translator, node):
     k, s, d = W.shape[2:], _ints(a.get("strides"), 2, 1), _ints(a.get("dilations"), 2, 1)
     g = int(a.get("group", 1))
     pad = _sym_pads(t, node, k, s, d, x.shape[1:])
-    parts = t.parts(node, x)
+    parts = t.aligned(t.parts(node, x), node.name)
     if len(parts) > 1 and g != 1:
         t.refuse(node, "a grouped convolution of a Concat is not supported")
     B = np.zeros(W.shape[0]) if B is None else B
@@ -162,7 +175,7 @@ def _affine(t: Translator, node, x: Ref, W: np.ndarray, bias: np.ndarray):
     if len(x.shape) != 1:
         t.refuse(node, f"input of shape {x.shape}: flatten it first (Flatten)")
     names, c0 = [], 0
-    parts = t.parts(node, x)
+    parts = t.aligned(t.parts(node, x), node.name)
     for i, p in enumerate(parts):
         w = W if len(parts) == 1 else W[:, c0:c0 + p.shape[0]]
         c0 += p.shape[0]
@@ -210,15 +223,13 @@ def add(t: Translator, node):
         t.refuse(node, "Add of a Concat is not supported")
     if x.shape != y.shape:
         t.refuse(node, f"Add of shapes {x.shape} and {y.shape}: broadcasting is not supported")
-    depth = max(x.depth, y.depth)
-    srcs = []
+    branches = []
     for tag, r in (("a", x), ("b", y)):
-        if r.scale != 1.0 or not all(t.b.is_linear(s) for s in r.srcs) or set(r.srcs) & set(srcs):
+        if r.scale != 1.0 or not all(t.b.is_linear(s) for s in r.srcs) or (branches and set(r.srcs) & set(branches[0].srcs)):
             r = Ref((t.b.add("scale", f"{node.name}_{tag}", r.srcs, scale=np.full(r.shape, r.scale)),), 1.0, r.shape, r.nonneg, depth=r.depth)
-        if r.depth < depth:  # equal lags on Loihi, where every synapse delays one step
-            r = r.with_(srcs=(t.b.add("delay", f"{node.name}_{tag}_delay", r.srcs, delay=np.full(r.shape, (depth - r.depth) * t.dt)),))
-        srcs += list(r.srcs)
-    t.set(node, Ref(tuple(srcs), 1.0, x.shape, x.nonneg and y.nonneg, depth=depth))
+        branches.append(r)
+    a, b = t.aligned(branches, node.name)
+    t.set(node, Ref(a.srcs + b.srcs, 1.0, x.shape, x.nonneg and y.nonneg, depth=a.depth))
 
 
 def _add_bias(t: Translator, node, x: Ref, c: np.ndarray, i: int):
