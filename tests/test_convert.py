@@ -328,3 +328,38 @@ def test_balancing_brings_every_layer_rate_to_the_rate_network(nets):
         rec = ReferenceProgram(conv.graph).run(conv.encode(x), record=layers).records
         err[name] = [abs(float(rec[n].mean()) - float(target[n].mean())) for n in layers]
     assert all(b < p for b, p in zip(err["balanced"], err["plain"])), err
+
+
+def test_torch_view_flatten_shape_arithmetic_is_folded(tmp_path):
+    """``x.view(x.size(0), -1)`` with a dynamic batch exports Shape → Gather → Unsqueeze →
+    Concat → Reshape: folded to a flatten, the result still equals onnxruntime."""
+    from torch import nn
+
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 6 * 6, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).view(x.size(0), -1))
+
+    torch.manual_seed(0)
+    path = tmp_path / "view.onnx"
+    torch.onnx.export(ViewNet().eval(), torch.zeros(1, 1, 8, 8), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=17)
+    x = np.random.default_rng(0).uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
+    conv = convert(path, x, steps=8, percentile=100)
+    assert {"Shape", "Gather", "Unsqueeze"} <= {n.op_type for n in conv.model.proto.graph.node}
+    np.testing.assert_allclose(conv.saturated_ann(x), conv.ann(x), rtol=1e-4, atol=1e-5)
+
+
+def test_gather_of_data_is_refused(tmp_path):
+    from onnx import helper
+
+    n, hd = _gemm_head("s", 4, 3, "y")
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["a"], name="g1", transB=1),
+             helper.make_node("Gather", ["a", "idx"], ["s"], name="the_bad_node", axis=1), *n]
+    path = _onnx(tmp_path, nodes, {"W1": _w(6, 12), "b1": np.zeros(6), "idx": np.array([0, 2, 3, 5], np.int64), **hd},
+                 (12,), (3,), "gather")
+    with pytest.raises(UnsupportedError, match="the_bad_node"):
+        convert(path, np.random.default_rng(0).uniform(0, 1, (8, 12)))

@@ -31,14 +31,14 @@ class OnnxNode:
 @dataclass(frozen=True)
 class OnnxModel:
     path: str
-    proto: object
+    proto: object = field(repr=False)
     input: str
     input_shape: tuple  # without batch
     batch: int | None  # fixed batch size of the input, None when dynamic
     output: str
-    consts: dict
-    nodes: tuple[OnnxNode, ...]
-    shapes: dict  # tensor name -> inferred shape without batch (where ONNX inferred one)
+    consts: dict = field(repr=False)
+    nodes: tuple[OnnxNode, ...] = field(repr=False)
+    shapes: dict = field(repr=False)  # tensor name -> inferred shape without batch (where ONNX inferred one)
 
     def consumers(self, tensor: str) -> list[OnnxNode]:
         return [n for n in self.nodes if tensor in n.inputs]
