@@ -1,0 +1,200 @@
+"""State of one test session: the selected targets, hardware and seeds, and a cache of
+loaded graphs, compiled programs and runs, so a model is compiled once per target (and
+hardware, seed, options) in a session, however many tests use it.
+
+A program whose behaviour depends on the first data it runs (RRAM ADC ranges calibrated
+on the first batch, as ``neurodeploy compare`` does) is cached per input array, so a
+test's numbers never depend on which test ran first. Everything heavy is imported inside
+the methods: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+#: hardware-simulator targets, in the order ``--nd-targets`` lists them by default
+SIMULATED = ("loihi2-emu", "rram", "lava")
+#: the package a target needs beyond neurodeploy's core (checked without importing it)
+NEEDS = {"lava": "lava"}
+
+
+def available_targets() -> list[str]:
+    """The simulated targets usable here: the core ones and Lava when it is installed."""
+    import importlib.util
+
+    return [t for t in SIMULATED if t not in NEEDS or importlib.util.find_spec(NEEDS[t]) is not None]
+
+
+def parse_targets(text: str | None) -> list[str]:
+    """``"loihi2-emu,rram"`` → names; None/empty → :func:`available_targets`."""
+    from ..errors import InputError
+    from ..targets.base import REGISTRY
+
+    names = [t.strip() for t in (text or "").split(",") if t.strip()]
+    unknown = [t for t in names if t not in REGISTRY]
+    if unknown:
+        raise InputError(f"--nd-targets: unknown target {unknown[0]!r} (choose from {', '.join(REGISTRY)})")
+    return list(dict.fromkeys(names)) or available_targets()
+
+
+def parse_hardware(text: str | None) -> dict[str, str]:
+    """``--nd-hardware``: ``"rram_40nm"`` (every target of that profile's kind) or
+    ``"loihi2-emu=loihi2,rram=my.toml"`` (per target) → {target or "*": profile}."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        k, sep, v = part.strip().partition("=")
+        if k:
+            out[k.strip() if sep else "*"] = (v if sep else k).strip()
+    return out
+
+
+def fits(target: str, profile) -> bool:
+    """Whether a profile's kind is the one the target runs on (rram ↔ rram, loihi ↔ rest)."""
+    return (getattr(profile, "kind", None) == "rram") == (target == "rram")
+
+
+def takes_option(target: str, name: str) -> bool:
+    from ..targets.base import get_target
+
+    try:
+        return name in inspect.signature(get_target(target).compile).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def fingerprint(x) -> str:
+    """A content hash of an input array (or a dict of them)."""
+    import numpy as np
+
+    h = hashlib.blake2b(digest_size=16)
+    items = sorted(x.items()) if isinstance(x, dict) else [("", x)]
+    for k, v in items:
+        a = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+        h.update(f"{k}|{a.dtype}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class Session:
+    """Options of a test session and its caches (see the module docstring)."""
+
+    def __init__(self, targets=None, hardware: str | None = None, report_dir=None, seeds: int = 1):
+        from ..errors import InputError
+
+        if int(seeds) < 1:
+            raise InputError(f"--nd-seeds must be >= 1, got {seeds}")
+        self.targets_text = targets
+        self.hardware = parse_hardware(hardware)
+        self.report_dir = Path(report_dir) if report_dir else None
+        self.seeds = int(seeds)
+        self.current_test: str | None = None
+        self.checks: dict[str, list[dict]] = {}  # test id → the checks it made (for the index page)
+        self.outcomes: dict[str, str] = {}
+        self._graphs: dict = {}
+        self._programs: dict = {}
+        self._runs: dict = {}
+        self._pinned: list = []  # objects whose id() is part of a cache key
+
+    @property
+    def targets(self) -> list[str]:
+        return parse_targets(self.targets_text)
+
+    # ------------------------------------------------------------------ models and profiles
+    def graph(self, model):
+        """A normalized Graph from a Graph, a NIRGraph or a .nir path (loaded once)."""
+        from .. import load
+        from ..graph import Graph
+
+        if isinstance(model, Graph):
+            return model
+        if isinstance(model, (str, os.PathLike)):
+            p = Path(model).resolve()
+            key = ("path", str(p), p.stat().st_mtime_ns if p.exists() else None)
+        else:
+            self._pinned.append(model)
+            key = ("object", id(model))
+        if key not in self._graphs:
+            self._graphs[key] = load(model)
+        return self._graphs[key]
+
+    def profile(self, target: str, hardware=None):
+        """The profile for ``target``: ``hardware`` if given, else ``--nd-hardware`` (per
+        target, or a bare profile of the target's kind), else the measurement layer's default."""
+        from ..hardware import load_profile
+        from ..measure.report import DEFAULT_HARDWARE
+
+        if hardware is None and target in self.hardware:
+            hardware = self.hardware[target]
+        if hardware is None and "*" in self.hardware:
+            bare = load_profile(self.hardware["*"])
+            hardware = bare if fits(target, bare) else None
+        if hardware is None:
+            hardware = DEFAULT_HARDWARE.get(target)
+        return load_profile(hardware) if isinstance(hardware, (str, os.PathLike)) else hardware
+
+    # ------------------------------------------------------------------ compile and run
+    def program(self, graph, target: str, profile=None, seed: int = 0, options: dict | None = None, x=None):
+        """The compiled program (cached; see the module docstring for data-dependent ones)."""
+        from .. import compile as nd_compile
+
+        options = dict(options or {})
+        if takes_option(target, "seed"):
+            options.setdefault("seed", int(seed))
+        self._pinned.append(graph)
+        base = (id(graph), target, getattr(profile, "name", None), _freeze(options))
+        xkey = fingerprint(x) if x is not None else None
+        for key in (base, (base, xkey)):
+            if key in self._programs:
+                return self._programs[key]
+        hw = profile if (profile is None or target == "reference" or fits(target, profile)) else None
+        prog = nd_compile(graph, target, hardware=hw, **options)
+        data_dependent = bool(getattr(prog, "needs_calibration", False))
+        self._programs[(base, xkey) if data_dependent else base] = prog
+        return prog
+
+    def run(self, graph, target: str, x, profile=None, seed: int = 0, options: dict | None = None):
+        """(program, RunResult) of ``x`` on ``target``, every node recorded (cached)."""
+        prog = self.program(graph, target, profile, seed, options, x)
+        key = (id(prog), fingerprint(x))
+        if key not in self._runs:
+            self._runs[key] = prog.run(x, record="all")
+        return prog, self._runs[key]
+
+    # ------------------------------------------------------------------ report bookkeeping
+    def record_check(self, check: dict) -> None:
+        self.checks.setdefault(self.current_test or "(outside a test)", []).append(check)
+
+
+def _freeze(obj: Any):
+    if isinstance(obj, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return tuple(_freeze(v) for v in obj)
+    try:
+        hash(obj)
+        return obj
+    except TypeError:
+        return repr(obj)
+
+
+_ACTIVE: list[Session] = []
+
+
+def current() -> Session:
+    """The plugin's session inside a pytest run; a default one outside (cached too)."""
+    if not _ACTIVE:
+        _ACTIVE.append(Session())
+    return _ACTIVE[-1]
+
+
+def push(session: Session) -> None:
+    _ACTIVE.append(session)
+
+
+def pop(session: Session) -> None:
+    if session in _ACTIVE:
+        _ACTIVE.remove(session)
