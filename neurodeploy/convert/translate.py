@@ -27,6 +27,7 @@ class Translator:
     def __init__(self, model, lam: dict, *, dt: float, ratio: float, input_scale: float, spiking_input: bool):
         self.m, self.lam, self.dt, self.ratio = model, lam, dt, ratio
         self.b = Builder()
+        self.consts = dict(model.consts)  # plus the folded shape arithmetic
         self.refs: dict[str, Ref] = {}
         self.clip_rate: dict[str, float] = {}  # IF node -> the rate of its Clip ceiling
         self.if_scale: dict[str, float] = {}  # IF node -> λ (ANN units per spike per step)
@@ -48,8 +49,8 @@ class Translator:
 
     def const(self, node, i: int, required: bool = True):
         name = node.inputs[i] if i < len(node.inputs) else ""
-        if name in self.m.consts:
-            return np.asarray(self.m.consts[name], dtype=np.float64)
+        if name in self.consts:
+            return np.asarray(self.consts[name], dtype=np.float64)
         if name and name in self.refs:
             self.refuse(node, f"input {i} ('{name}') must be a constant (initializer)")
         if required:
@@ -217,7 +218,7 @@ def batchnorm(t: Translator, node):
 
 def add(t: Translator, node):
     names = node.inputs
-    if any(n in t.m.consts for n in names):
+    if any(n in t.consts for n in names):
         i = 0 if names[0] in t.refs else 1
         return _add_bias(t, node, t.ref(node, i), t.const(node, 1 - i), i)
     x, y = t.ref(node, 0), t.ref(node, 1)
@@ -362,7 +363,7 @@ def identity(t: Translator, node):
 # ---- shape arithmetic (``x.view(x.size(0), -1)`` exports Shape → Gather → Unsqueeze → Concat) --
 # folded to constants; the batch dimension is -1, which Reshape reads as "the batch".
 def _fold(t: Translator, node, value) -> None:
-    t.m.consts[node.outputs[0]] = np.asarray(value)
+    t.consts[node.outputs[0]] = np.asarray(value)
 
 
 def shape(t: Translator, node):
@@ -394,7 +395,7 @@ def unsqueeze(t: Translator, node):
 
 
 def concat_any(t: Translator, node):
-    if all(i in t.m.consts for i in node.inputs):
+    if all(i in t.consts for i in node.inputs):
         vals = _const_inputs(t, node)
         return _fold(t, node, np.concatenate([v.astype(np.int64) for v in vals], axis=int(node.attrs.get("axis", 0))))
     concat(t, node)
