@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
+from . import fold
 from .builder import Builder, Ref
 
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "AveragePool", "GlobalAveragePool",
@@ -360,44 +361,10 @@ def identity(t: Translator, node):
     t.set(node, t.ref(node))
 
 
-# ---- shape arithmetic (``x.view(x.size(0), -1)`` exports Shape → Gather → Unsqueeze → Concat) --
-# folded to constants; the batch dimension is -1, which Reshape reads as "the batch".
-def _fold(t: Translator, node, value) -> None:
-    t.consts[node.outputs[0]] = np.asarray(value)
-
-
-def shape(t: Translator, node):
-    x = t.ref(node)
-    if x.parts is not None and len(x.shape) != 1:
-        t.refuse(node, "Shape of a Concat")
-    start, end = int(node.attrs.get("start", 0)), node.attrs.get("end")
-    _fold(t, node, np.array([-1, *x.shape], np.int64)[start:end])
-
-
-def _const_inputs(t: Translator, node) -> list:
-    if any(i in t.refs for i in node.inputs if i):
-        t.refuse(node, f"{node.op} of a data tensor is not supported (only shape arithmetic on constants is folded)")
-    return [t.const(node, i) if node.inputs[i] else None for i in range(len(node.inputs))]
-
-
-def gather(t: Translator, node):
-    data, idx = _const_inputs(t, node)[:2]
-    _fold(t, node, np.take(data.astype(np.int64), idx.astype(np.int64), axis=int(node.attrs.get("axis", 0))))
-
-
-def unsqueeze(t: Translator, node):
-    vals = _const_inputs(t, node)
-    axes = vals[1] if len(vals) > 1 and vals[1] is not None else node.attrs.get("axes")
-    out = vals[0].astype(np.int64)
-    for a in sorted(int(v) for v in np.asarray(axes).reshape(-1)):
-        out = np.expand_dims(out, a if a >= 0 else a + out.ndim + 1)
-    _fold(t, node, out)
-
-
 def concat_any(t: Translator, node):
+    """Concat of data tensors (channel parts) or of shape constants (folded)."""
     if all(i in t.consts for i in node.inputs):
-        vals = _const_inputs(t, node)
-        return _fold(t, node, np.concatenate([v.astype(np.int64) for v in vals], axis=int(node.attrs.get("axis", 0))))
+        return fold.concat(t, node)
     concat(t, node)
 
 
@@ -405,5 +372,5 @@ HANDLERS = {
     "Conv": conv, "Gemm": gemm, "MatMul": matmul, "BatchNormalization": batchnorm, "Add": add,
     "Relu": relu, "Clip": clip, "AveragePool": average_pool, "GlobalAveragePool": global_average_pool,
     "Flatten": flatten, "Reshape": reshape, "Concat": concat_any, "Identity": identity,
-    "Shape": shape, "Gather": gather, "Unsqueeze": unsqueeze,
+    "Shape": fold.shape, "Gather": fold.gather, "Unsqueeze": fold.unsqueeze,
 }
