@@ -164,3 +164,33 @@ def test_file_without_input_layer_runs_in_lava_dl_like_our_import(tmp_path):
             np.testing.assert_array_equal(got, want, err_msg=p.name)
             total += int(want.sum())
     assert total > 0
+
+
+def test_conv_file_imports_with_its_layout(tmp_path):
+    import nir
+
+    from netx_files import conv_net_file  # noqa: E402
+
+    g = load(conv_net_file(tmp_path / "conv.net"))
+    conv = next(n for n in g.nodes.values() if isinstance(n, nir.Conv2d))
+    assert g.shapes["input"] == (2, 6, 7) and conv.stride == (1, 2) and conv.padding == (1, 0)
+    assert conv.weight.shape == (3, 2, 3, 2) and g.shapes[g.outputs[0]] == (4,)
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not HAVE_NETX, reason="lava-dl (netx) is not importable")
+def test_conv_file_runs_in_lava_dl_like_our_import(tmp_path):
+    from netx_files import conv_net_file, run_lava_dl  # noqa: E402
+
+    path = conv_net_file(tmp_path / "conv.net")
+    g = load(path)
+    prog = EmulatorTarget().compile(g)
+    steps = 12
+    x = spikes(7, 1, steps, g.shapes["input"], p=0.4)
+    ours = prog.run(x, record="all")
+    theirs = run_lava_dl(path, x[0].transpose(1, 2, 3, 0))  # (C, H, W, steps)
+    assert len(theirs) == len(prog.populations)
+    for got, p in zip(theirs, prog.populations):
+        want = ours.records[p.name][0].numpy()
+        assert got.shape == want.shape and want.sum() > 0, p.name
+        np.testing.assert_array_equal(got, want, err_msg=p.name)
