@@ -50,6 +50,10 @@ def cell_node(cell, dt: float):
     import norse.torch as nt
 
     p = getattr(cell, "p", None)
+    looping = tuple(getattr(nt, n) for n in ("LIF", "LIFBox", "LI", "LIBox", "IAF", "LIFRecurrent") if hasattr(nt, n))
+    if isinstance(cell, looping):
+        raise UnsupportedError(f"norse's {type(cell).__name__} loops over time inside the module; build the model from "
+                               f"its cell ({type(cell).__name__}Cell) in a SequentialState, which runs one step per call")
     if isinstance(cell, nt.LIFBoxCell):
         return nir.LIF(tau=1 / _p(p.tau_mem_inv), r=np.ones((), np.float32), v_leak=_p(p.v_leak),
                        v_threshold=_p(p.v_th), v_reset=_p(p.v_reset))

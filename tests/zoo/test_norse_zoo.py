@@ -149,3 +149,9 @@ def test_norse_unsupported_layer_is_refused_by_name():
     module = nt.SequentialState(torch.nn.Linear(4, 4), torch.nn.MaxPool1d(2), nt.LIFBoxCell())
     with pytest.raises(UnsupportedError, match=r"module '1' \(MaxPool1d\)"):
         G.load(module, torch.zeros(1, 4))
+
+
+def test_norse_time_looping_module_is_refused_pointing_to_its_cell():
+    module = nt.SequentialState(torch.nn.Linear(4, 4), nt.LIF())
+    with pytest.raises(UnsupportedError, match=r"module '1' \(LIF\): .*LIFCell"):
+        G.load(module, torch.zeros(1, 4))
