@@ -1,4 +1,10 @@
-"""Frontends: turn framework models into NIR graphs, working around exporter bugs."""
+"""Frontends: turn framework models into NIR graphs that run as the framework runs them.
+
+norse.py and snntorch.py trace a module with their own extractor (the frameworks' exporters
+are wrong or crash, see quirks.py); torch.py holds the tracer and the plain torch layers;
+netx.py imports lava-dl files; quirks.py repairs graphs exported by other tools, one named
+repair per known quirk. docs/frontends.md says what each route supports.
+"""
 
 from __future__ import annotations
 

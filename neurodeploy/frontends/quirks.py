@@ -79,8 +79,11 @@ def record(graph: nir.NIRGraph, *, repairs=(), warnings=(), **meta) -> nir.NIRGr
     for name in repairs:
         assert name in QUIRKS, name
     m = graph.metadata
-    m["repairs"] = listed(m, "repairs") + [r for r in repairs if r not in listed(m, "repairs")]
-    m["load_warnings"] = listed(m, "load_warnings") + ["\t".join(w) for w in warnings]
+    done = listed(m, "repairs")
+    if any(r not in done for r in repairs):
+        m["repairs"] = done + [r for r in repairs if r not in done]
+    if warnings:
+        m["load_warnings"] = listed(m, "load_warnings") + ["\t".join(w) for w in warnings]
     m.update(meta)
     return graph
 
