@@ -146,7 +146,9 @@ def repair_graph(graph: nir.NIRGraph, dt=None, reset=None, framework=None):
         raise InputError(f"unknown framework {framework!r}: use one of {', '.join(FRAMEWORKS)}")
     meta = getattr(graph, "metadata", None) or {}
     if dt is None and meta.get("dt") is not None:
-        dt = float(np.asarray(meta["dt"]).reshape(-1)[0])  # the file's own dt is the user's
+        dt = float(np.asarray(meta["dt"]).reshape(-1)[0])  # the file's own dt and reset are the user's
+    if reset is None and meta.get("reset") is not None:
+        reset = meta["reset"].decode() if isinstance(meta["reset"], bytes) else str(meta["reset"])
     done = listed(meta, "repairs")
     framework = framework or detect(graph, dt)
     if framework == "norse" and "norse-tau" not in done:
