@@ -275,6 +275,11 @@ class LocalBackend:
         return out
 
     def close(self, abort: bool = False) -> None:
+        """Wait for the workers; ``abort``: stop them now (an interrupt must not leave
+        evaluations running behind the user's back)."""
+        if abort:
+            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                proc.terminate()
         self.pool.shutdown(wait=not abort, cancel_futures=True)
 
 
@@ -317,15 +322,22 @@ class RayBackend:
             self.ray.shutdown()
 
 
+def check_backend(name: str, address: str | None) -> None:
+    """Refuse a bad backend choice before anything is written."""
+    import importlib.util
+
+    if name not in ("local", "ray"):
+        raise InputError(f"--backend {name!r}: choose local or ray")
+    if name == "local" and address is not None:
+        raise InputError("--address joins a Ray cluster: use it with --backend ray")
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        raise InputError("--backend ray needs the 'ray' package: pip install 'neurodeploy[distributed]'")
+
+
 def make_backend(name: str, workers: int | None = None, address: str | None = None):
+    check_backend(name, address)
     workers = workers or min(2, os.cpu_count() or 1)
-    if name == "local":
-        if address is not None:
-            raise InputError("--address joins a Ray cluster: use it with --backend ray")
-        return LocalBackend(workers)
-    if name == "ray":
-        return RayBackend(workers, address)
-    raise InputError(f"--backend {name!r}: choose local or ray")
+    return LocalBackend(workers) if name == "local" else RayBackend(workers, address)
 
 
 # ------------------------------------------------------------------------------ the driver
@@ -341,6 +353,7 @@ def run_sweep(evaluate, params: dict[str, list], seeds: int = 1, *, out, context
     fn = fn_name(evaluate)
     spec = {"evaluate": fn, "params": params, "seeds": int(seeds), "context": context}
     tasks = [Task(i, p, s) for i, p in enumerate(make_grid(params)) for s in range(int(seeds))]
+    check_backend(backend, address)
     store = Store(out, json.loads(json.dumps(spec)), resume)
     todo = [t for t in tasks if store.done.get(t.key, {}).get("status") != "ok"]
     be = make_backend(backend, workers, address)
