@@ -222,3 +222,22 @@ def test_plain():
     lines = (res.stdout.str() + res.stderr.str()).splitlines()
     assert [ln for ln in lines if "neurodeploy" in ln and not ln.startswith("plugins:")] == []  # pytest's own header only
     assert not list(pytester.path.rglob("*.html")) and not list(pytester.path.rglob("check.json"))  # wrote nothing
+
+
+def test_nd_hardware_applies_per_target_or_by_kind(pytester):
+    from neurodeploy.testing.session import Session
+
+    per = Session(hardware="loihi2-emu=loihi1")
+    assert per.profile("loihi2-emu").name == "loihi1" and per.profile("rram").name == "rram_40nm"
+    bare = Session(hardware="rram_40nm")  # an RRAM profile: only for the rram target
+    assert bare.profile("rram").name == "rram_40nm" and bare.profile("loihi2-emu").name == "loihi2"
+    assert Session(hardware="loihi1").profile("lava").name == "loihi1"
+    body = '''
+def test_e():
+    assert_energy_below(M, X, "loihi2-emu", joules=1.0)
+'''
+    run(pytester, body, "--nd-hardware", "loihi1", "--nd-report", "r").assert_outcomes(passed=1)
+    check = json.loads(next((pytester.path / "r").rglob("check.json")).read_text())
+    assert check["targets"] == ["loihi2-emu (loihi1)"] and check["passed"]
+    res = pytester.runpytest("--nd-hardware", "no_such_profile")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR and "no_such_profile" in res.stderr.str()

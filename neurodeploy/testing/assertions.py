@@ -71,10 +71,11 @@ def _first(idx, n=8) -> str:
 
 
 def _label(target, profile, seed) -> str:
+    """``rram (rram_40nm, seed 0)``: the target, its profile and (if it takes one) its seed."""
     from .session import takes_option
 
-    hw = getattr(profile, "name", None)
-    return target + (f" ({hw}" if hw else " (") + (f", seed {seed})" if takes_option(target, "seed") else ")").replace(" ()", "")
+    parts = [p for p in (getattr(profile, "name", None), f"seed {seed}" if takes_option(target, "seed") else None) if p]
+    return f"{target} ({', '.join(parts)})" if parts else target
 
 
 def assert_accuracy_within(model, x, y, target, tol_pp: float = 1.0, reference: str = "reference", *, hardware=None,

@@ -97,7 +97,7 @@ class Session:
         self._graphs: dict = {}
         self._programs: dict = {}
         self._runs: dict = {}
-        self._pinned: list = []  # objects whose id() is part of a cache key
+        self._pinned: dict = {}  # id → object, for objects whose id() is part of a cache key
 
     @property
     def targets(self) -> list[str]:
@@ -115,7 +115,7 @@ class Session:
             p = Path(model).resolve()
             key = ("path", str(p), p.stat().st_mtime_ns if p.exists() else None)
         else:
-            self._pinned.append(model)
+            self._pinned[id(model)] = model
             key = ("object", id(model))
         if key not in self._graphs:
             self._graphs[key] = load(model)
@@ -144,7 +144,7 @@ class Session:
         options = dict(options or {})
         if takes_option(target, "seed"):
             options.setdefault("seed", int(seed))
-        self._pinned.append(graph)
+        self._pinned[id(graph)] = graph
         base = (id(graph), target, getattr(profile, "name", None), _freeze(options))
         xkey = fingerprint(x) if x is not None else None
         for key in (base, (base, xkey)):
