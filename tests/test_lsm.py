@@ -388,12 +388,12 @@ def test_cli_lsm_train_eval_and_sweep(tmp_path, capsys):
     assert main(["lsm", "train", "-o", str(d)]) == 2  # not empty
     assert "not empty" in capsys.readouterr().err
     s = tmp_path / "sweep"
-    assert main(["-q", "sweep", "--param", "read_noise=0,1.0", "--param", "levels=4,none", "--seeds", "2",
+    assert main(["-q", "lsm", "sweep", "--param", "read_noise=0,1.0", "--param", "levels=4,none", "--seeds", "2",
                  "--neurons", "40", "--n-train", "80", "--n-test", "40", "-o", str(s)]) == 0
     res = json.loads((s / "sweep.json").read_text())
     assert set(res["params"]) == {"read_noise", "levels"} and len(res["params"]["levels"][0]["accuracy"]) == 2
     assert (s / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["sweep", "--param", "nope=1", "-o", str(tmp_path / "x")]) == 2
+    assert main(["lsm", "sweep", "--param", "nope=1", "-o", str(tmp_path / "x")]) == 2
 
 
 def test_cli_lsm_sparse_train_eval_roundtrip(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""CLI commands of the RRAM target: ``neurodeploy lsm train|eval`` and ``neurodeploy sweep``.
+"""CLI commands of the RRAM target: ``neurodeploy lsm train|eval|sweep``.
 
 ``neurodeploy run MODEL --target rram --hardware rram_40nm`` needs nothing here: it goes
 through the target registry (:mod:`neurodeploy.targets.base`). Heavy imports happen inside
@@ -245,4 +245,4 @@ def plot_sweep(result: dict, path: Path) -> Path:
 
 def register(app) -> None:
     app.add_typer(lsm_app, name="lsm")
-    app.command("sweep")(sweep)
+    lsm_app.command("sweep")(sweep)
