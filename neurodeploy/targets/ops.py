@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import dynamics
 from ..graph.graph import NEURON_TYPES, SYNAPSE_TYPES
 from ..graph.normalize import _pair
+from .counting import fanout, neuron_counts, synapse_counts
 
 
 def _t(a, dtype, device):
@@ -43,8 +44,7 @@ class Dense(Op):
     def __init__(self, node, dtype, device):
         self.weight = _t(node.weight, dtype, device)
         self.bias = _t(node.bias, dtype, device) if isinstance(node, nir.Affine) else None
-        n_out = self.weight.shape[0]
-        self.fanout = torch.full((self.weight.shape[1],), float(n_out), dtype=torch.float64, device=device)
+        self.fanout = fanout(node, (self.weight.shape[1],), device)
 
     def __call__(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -62,12 +62,7 @@ class Conv(Op):
         self.stride = _pair(node.stride, self.nd)
         self.dilation = _pair(node.dilation, self.nd)
         self.groups = int(node.groups)
-        # fan-out of each input element = how many (out channel, position) pairs read it:
-        # the gradient of sum(conv(x)) w.r.t. x with all-ones weights.
-        ones_x = torch.ones((1, *in_shape), dtype=torch.float64, device=device, requires_grad=True)
-        out = self._conv(ones_x, torch.ones_like(self.weight, dtype=torch.float64), None)
-        (grad,) = torch.autograd.grad(out.sum(), ones_x)
-        self.fanout = grad[0].detach()
+        self.fanout = fanout(node, in_shape, device)
 
     def _conv(self, x, w, b):
         fn = F.conv1d if self.nd == 1 else F.conv2d
@@ -249,16 +244,8 @@ class StepLoop:
                 progress(t + 1, steps)
         counts = {}
         for n in g.order:
-            op = self.ops[n]
-            c = {}
-            if n in syn:
-                nz = syn[n]
-                c["synaptic_events"] = 0 if nz is None else int(round(float((nz.reshape(-1) * op.fanout.reshape(-1)).sum())))
-                c["dense_synops"] = int(round(float(op.fanout.sum()))) * batch * steps
-            if isinstance(op, Neuron):
-                c["neuron_updates"] = int(np.prod(g.shapes[n])) * batch * steps
-            if n in spk:
-                c["spikes"] = int(round(float(spk[n])))
+            c = synapse_counts(self.ops[n].fanout, syn[n], batch, steps) if n in syn else {}
+            c.update(neuron_counts(g, n, batch, steps, int(round(float(spk[n]))) if n in spk else None))
             if c:
                 counts[n] = c
         stack = lambda xs: torch.stack(xs, 1) if xs else torch.zeros(0)  # noqa: E731
