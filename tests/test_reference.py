@@ -257,9 +257,13 @@ def test_multiple_outputs_and_recording(rng):
     nodes = {"in": nir.Input(np.array([3])), "w": affine(rng, 4, 3, scale=5), "a": lif(4), "o1": nir.Output(np.array([4])), "o2": nir.Output(np.array([4]))}
     edges = [("in", "w"), ("w", "a"), ("a", "o1"), ("w", "o2")]
     res = run(graph(nodes, edges), spikes((2, 10, 3), p=0.5), record="all")
-    assert set(res.outputs) == {"o1", "o2"} and set(res.records) == {"w", "a"}
+    assert set(res.outputs) == {"o1", "o2"} and set(res.records) == {"a"}  # "all": neuron nodes
     assert torch.equal(res.outputs["o1"], res.records["a"])
-    assert set(res.to_numpy()) == {"outputs.o1", "outputs.o2", "spikes.w", "spikes.a"}
+    assert set(res.to_numpy()) == {"outputs.o1", "outputs.o2", "spikes.a"}
+    # a synapse current recorded by name is a graded value, never written as spikes
+    both = run(graph(nodes, edges), spikes((2, 10, 3), p=0.5), record=["w", "a"])
+    assert set(both.spikes) == {"a"} and set(both.values) == {"w"}
+    assert set(both.to_numpy()) == {"outputs.o1", "outputs.o2", "spikes.a", "values.w"}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

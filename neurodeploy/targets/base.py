@@ -12,13 +12,31 @@ import torch
 
 from ..errors import InputError
 
-#: event kinds every target counts (per node, summed over batch and time)
-EVENT_KINDS = (
-    "synaptic_events",  # nonzero input element × its fan-out (one accumulate each)
-    "dense_synops",  # every input element × its fan-out (what a dense MAC engine does)
-    "neuron_updates",  # neuron state updates (neurons × steps × batch)
-    "spikes",  # spikes emitted
-)
+#: The protocol's event kinds (docs/protocol.md): every target counts each of them the same
+#: way, keyed by the NIR node that does the work, summed over batch and time.
+EVENT_KINDS = {
+    "dense_synops": "synapse node: MACs of the NIR operation as written (Σ input elements × their fan-out; "
+                    "a convolution counts its kernel MACs, never an unrolled matrix) × steps × samples",
+    "synaptic_events": "synapse node: Σ over (sample, step, input element) with a nonzero input of that "
+                       "element's fan-out in the NIR operation (zero weights included)",
+    "neuron_updates": "neuron node: neurons × steps × samples (one state update each)",
+    "spikes": "spiking node: spikes emitted (binary outputs equal to 1)",
+}
+
+#: Target-specific kinds: extra keys beside the protocol's, each with one definition.
+EXTRA_KINDS = {
+    "array_reads": "rram, synapse node: crossbar tile reads with at least one active row",
+    "rows_activated": "rram, synapse node: word lines driven (active input rows × column tiles) per read cycle",
+    "cell_reads": "rram, synapse node: devices read (active rows × both cells of every differential pair)",
+    "adc_conversions": "rram, synapse node: column conversions (every column of every tile read, per read cycle)",
+    "dac_conversions": "rram, synapse node: graded (non-binary) rows driven through a DAC, per read cycle",
+    "adc_saturations": "rram, synapse node: column currents clipped at the ADC's full scale",
+    "stored_synaptic_events": "rram sparse reservoir: nonzero input × stored (nonzero) connections",
+    "tiles": "rram, synapse node: crossbar tiles the node occupies (a size, not an event)",
+}
+
+#: the lag key of RunResult.info and Program.describe(): {node: steps it trails the NIR reference}
+LAG_KEY = "lag"
 
 
 @dataclass
@@ -58,33 +76,92 @@ class RunResult:
         kinds = sorted({k for c in self.counts.values() for k in c})
         return {k: self.total(k) for k in kinds}
 
+    @property
+    def spikes(self) -> dict[str, torch.Tensor]:
+        """Recorded spike trains: records of the nodes that count ``spikes``."""
+        return {n: r for n, r in self.records.items() if "spikes" in self.counts.get(n, {})}
+
+    @property
+    def values(self) -> dict[str, torch.Tensor]:
+        """Recorded graded values (potentials of non-spiking neurons, synapse currents, inputs)."""
+        return {n: r for n, r in self.records.items() if "spikes" not in self.counts.get(n, {})}
+
     def to_numpy(self) -> dict[str, np.ndarray]:
-        """Flat dict of arrays, as ``neurodeploy run`` writes them."""
+        """Flat dict of arrays, as ``neurodeploy run`` writes them: ``outputs`` (or
+        ``outputs.<node>``), ``spikes.<node>`` for spiking nodes only, ``values.<node>`` for
+        graded records, ``v.<node>`` for membrane potentials."""
         out = {}
         if len(self.outputs) == 1:
             out["outputs"] = self.output.detach().cpu().numpy()
         else:
             for k, v in self.outputs.items():
                 out[f"outputs.{k}"] = v.detach().cpu().numpy()
-        for k, v in self.records.items():
+        for k, v in self.spikes.items():
             out[f"spikes.{k}"] = v.detach().cpu().numpy()
+        for k, v in self.values.items():
+            out[f"values.{k}"] = v.detach().cpu().numpy()
         for k, v in self.states.items():
             out[f"v.{k}"] = v.detach().cpu().numpy()
         return out
 
 
 class Program(Protocol):
+    """What a target compiled. ``describe()`` is all that measurement may know of it."""
+
     target: str
 
     def run(self, x, record: Sequence[str] | str | None = None, **options) -> RunResult: ...
+
+    def describe(self) -> dict:
+        """Plain data: ``target``, ``lag`` {node: steps}, ``quantization``, ``mapping``,
+        ``resources``, ``memory``, ``calibration``, ``crossbars``, ``run_options``
+        {name: meaning}, ``compile_options``; keys a target has nothing for are None."""
+        ...
 
     def save(self, path) -> None: ...
 
 
 class Target(Protocol):
     name: str
+    #: compile options {name: meaning}; any other option is an InputError
+    compile_options: dict[str, str]
+    #: hardware-profile kinds compile() uses (others are refused); () for none
+    hardware_kinds: tuple[str, ...]
+    #: the profile that prices this target's runs when none is given
+    default_hardware: str | None
 
     def compile(self, graph, hardware=None, **options) -> Program: ...
+
+
+#: run options every Program accepts
+COMMON_RUN_OPTIONS = {
+    "record": "nodes to record: 'all' (every neuron and spiking node), a name or a list of names",
+    "record_states": "also record membrane potentials of recorded neuron nodes",
+    "progress": "callback progress(done, total)",
+}
+
+
+def check_options(where: str, given: Mapping[str, Any], known: Mapping[str, str]) -> None:
+    """InputError naming every unknown option (and the known ones)."""
+    bad = sorted(set(given) - set(known))
+    if bad:
+        raise InputError(f"{where}: unknown option(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
+
+
+def describe_base(target: str, graph, *, lag=None, run_options=None, compile_options=None, **parts) -> dict:
+    """A Program description with every protocol key present (None where a target has
+    nothing to say). ``lag`` defaults to 0 for every node of ``graph``."""
+    d = {
+        "target": target,
+        "dt": float(graph.dt) if graph is not None else None,
+        LAG_KEY: dict(lag) if lag is not None else {n: 0 for n in graph.order} if graph is not None else {},
+        "quantization": None, "mapping": None, "resources": None, "memory": None,
+        "calibration": None, "crossbars": None,
+        "run_options": {**COMMON_RUN_OPTIONS, **(run_options or {})},
+        "compile_options": dict(compile_options or {}),
+    }
+    d.update(parts)
+    return d
 
 
 #: target name → "module:attribute" (imported lazily, so Lava is only imported for "lava")
@@ -130,17 +207,35 @@ def as_inputs(x, input_names: Sequence[str], input_shapes: Mapping[str, tuple], 
         if batch_time is not None and tuple(t.shape[:2]) != batch_time:
             raise InputError(f"inputs disagree on (batch, time): {batch_time} vs {tuple(t.shape[:2])}")
         batch_time = tuple(t.shape[:2])
+        check_finite(name, t)
         out[name] = t.to(device=device, dtype=dtype)
     return out
 
 
+def check_finite(name: str, t: torch.Tensor) -> None:
+    """InputError at the first NaN or ±Inf of input ``name`` (sample, step)."""
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        b, s = (int(i) for i in torch.nonzero(~torch.isfinite(t))[0][:2])
+        raise InputError(f"input '{name}' contains NaN or Inf (first at sample {b}, step {s}): "
+                         f"inputs must be finite")
+
+
 def record_set(record, graph) -> list[str]:
+    """Nodes to record. ``"all"`` means every neuron and spiking node — the nodes that exist
+    on every target (a folding target has no synapse nodes left to record)."""
     if record is None or record == () or record == []:
         return []
     if record == "all":
-        return [n for n in graph.order if n not in graph.inputs and n not in graph.outputs]
+        return populations(graph)
     names = [record] if isinstance(record, str) else list(record)
     for n in names:
         if n not in graph.nodes:
-            raise InputError(f"cannot record node '{n}': no such node (nodes: {', '.join(graph.order)})")
+            raise InputError(f"--record: no node '{n}' in the graph (nodes: {', '.join(graph.order)})")
     return names
+
+
+def populations(graph) -> list[str]:
+    """Neuron and spiking nodes in graph order (what ``record="all"`` records)."""
+    from ..graph.graph import NEURON_TYPES, SPIKING_TYPES
+
+    return [n for n in graph.order if isinstance(graph.nodes[n], NEURON_TYPES + SPIKING_TYPES)]

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from .base import RunResult, as_inputs, record_set
+from .base import RunResult, as_inputs, check_options, describe_base, record_set
+from .memory import graph_memory
 from .ops import StepLoop, build_op
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -50,7 +51,8 @@ class ReferenceProgram:
         self._ops = {n: build_op(n, graph, self.dtype, self.device, v_init=v_init) for n in graph.order}
         self._loop = StepLoop(graph, self._ops, self.dtype, self.device)
 
-    def run(self, x, record=None, record_states: bool = False, progress=None) -> RunResult:
+    def run(self, x, record=None, record_states: bool = False, progress=None, **options) -> RunResult:
+        check_options(f"{self.target} run", options, {})
         g = self.graph
         inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
         rec = record_set(record, g)
@@ -61,6 +63,14 @@ class ReferenceProgram:
             outputs=outs, records=recs, states=states, counts=counts, target=self.target,
             dt=g.dt, batch=int(batch), steps=int(steps),
             info={"dtype": str(self.dtype).replace("torch.", ""), "device": self.device},
+        )
+
+    def describe(self) -> dict:
+        itemsize = torch.tensor([], dtype=self.dtype).element_size()
+        return describe_base(
+            self.target, self.graph,
+            memory=graph_memory(self.graph, itemsize, itemsize, f"{itemsize}-byte weights and state ({self.dtype})"),
+            compile_options={"dtype": str(self.dtype).replace("torch.", ""), "device": self.device, "v_init": self.v_init},
         )
 
     def save(self, path) -> Path:
@@ -84,9 +94,11 @@ class ReferenceProgram:
 
 class ReferenceTarget:
     name = "reference"
+    compile_options = {"dtype": "float32 | float64", "device": "cpu | cuda[:i]", "v_init": "zero | leak"}
+    hardware_kinds: tuple[str, ...] = ()
+    default_hardware = "loihi2"  # a float simulation has no hardware: priced as Loihi 2 events
 
     def compile(self, graph, hardware=None, dtype="float32", device="cpu", v_init="zero", **options) -> ReferenceProgram:
         """``dtype``: float32 | float64; ``device``: cpu | cuda; ``v_init``: zero | leak."""
-        if options:
-            raise InputError(f"reference target: unknown option(s) {', '.join(sorted(options))}")
+        check_options(f"{self.name} target", options, self.compile_options)
         return ReferenceProgram(graph, dtype, device, v_init)
