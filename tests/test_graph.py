@@ -53,6 +53,18 @@ def test_save_reads_back_equal_with_plain_nir(tmp_path, rng):
     assert not G.graphs_equal(back, g.nir)
 
 
+def test_with_time_is_what_save_writes(tmp_path, rng):
+    g = G.load(chain(nir.Input(np.array([4])), affine(rng, 3, 4), lif(3), nir.Output(np.array([3]))), dt=1e-3)
+    changed = g.with_time(dt=5e-3, reset="subtract")
+    assert (changed.dt, changed.reset) == (5e-3, "subtract")
+    assert (g.dt, g.reset, g.nir.metadata["dt"]) == (1e-3, "zero", 1e-3)  # the original is untouched
+    G.save(changed, tmp_path / "m.nir")
+    back = G.load(tmp_path / "m.nir")
+    assert (back.dt, back.reset) == (5e-3, "subtract")
+    with pytest.raises(InputError, match="dt must be a positive"):
+        g.with_time(dt=-1.0)
+
+
 def test_norse_to_nir_graph_that_nir_write_rejects(tmp_path):
     norse = pytest.importorskip("norse.torch")
     m = norse.SequentialState(torch.nn.Linear(4, 3), norse.LIFBoxCell(), torch.nn.Linear(3, 2), norse.LIBoxCell())

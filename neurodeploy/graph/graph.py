@@ -86,20 +86,28 @@ class Graph:
         return [n for n in self.order if isinstance(self.nodes[n], SYNAPSE_TYPES)]
 
     def with_time(self, dt: float | None = None, reset: str | None = None) -> "Graph":
-        """A copy with another dt or reset mode (validated as on load)."""
+        """A copy with another dt or reset mode (validated as on load). The NIR graph's
+        metadata says the new values too, so :func:`neurodeploy.save` writes them."""
+        import copy
+
         from .normalize import check_dt, check_reset
 
+        dt = check_dt(self.dt if dt is None else dt, self.source)
+        reset = check_reset(self.reset if reset is None else reset)
+        meta = {**dict(self.metadata), "dt": dt, "reset": reset}
+        g = copy.copy(self.nir)  # shallow: nodes are shared and never mutated
+        g.metadata = dict(meta)
         return Graph(
-            nir=self.nir,
-            dt=check_dt(self.dt if dt is None else dt, self.source),
-            reset=check_reset(self.reset if reset is None else reset),
+            nir=g,
+            dt=dt,
+            reset=reset,
             nodes=self.nodes,
             edges=self.edges,
             order=self.order,
             delayed=self.delayed,
             shapes=self.shapes,
             source=self.source,
-            metadata=self.metadata,
+            metadata=meta,
         )
 
     def __repr__(self) -> str:
