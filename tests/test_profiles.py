@@ -459,3 +459,27 @@ def test_docs_table_matches_bundled_profile(name):
         unit = "" if constant.unit == "1" else f" {constant.unit}"
         row = f"| `{key}` | {value}{unit} | {constant.confidence} |"
         assert row in section, f"docs/profiles.md is out of date for {name}.{key}: {row}"
+
+
+# ------------------------------------------------------------------ loihi structure
+
+
+@pytest.mark.parametrize("name", ["loihi1", "loihi2"])
+def test_loihi_tile_constants_agree_with_the_chip(name):
+    """The barrier's top tile count is the whole chip: cores_per_chip / cores_per_tile."""
+    p = load_profile(name)
+    assert p.si("barrier_tiles_max") * p.si("cores_per_tile") == p.si("cores_per_chip")
+
+
+def test_loihi2_delay_limit_is_what_its_delay_bits_hold():
+    p = load_profile("loihi2")
+    assert p.si("max_delay") == 2 ** p.si("delay_bits") - 1
+    assert load_profile("loihi1").si("max_delay") <= 2 ** load_profile("loihi1").si("delay_bits") - 1
+
+
+def test_loihi2_state_bits_match_lavas_fixed_point_lif():
+    lava_models = pytest.importorskip("lava.proc.lif.models")
+    import inspect
+
+    src = inspect.getsource(lava_models.AbstractPyLifModelFixed)
+    assert f"self.uv_bitwidth = {int(load_profile('loihi2').si('state_bits'))}" in src

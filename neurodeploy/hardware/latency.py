@@ -28,11 +28,6 @@ import numpy as np
 
 from ..errors import InputError
 
-#: tiles over which Davies et al. 2018 quote the barrier range
-BARRIER_TILES = (1, 32)
-#: cores per tile assumed when the profile has no ``cores_per_tile`` (Loihi 1: 128 cores / 32 tiles)
-DEFAULT_CORES_PER_TILE = 4
-
 
 def cite(profile, name: str) -> dict:
     """JSON-ready record of one profile constant as used by a figure."""
@@ -139,14 +134,14 @@ def cores_from_mapping(mapping) -> dict[str, int] | None:
 
 def barrier_time(profile, tiles: int) -> tuple[float, str]:
     """Barrier sync time for ``tiles`` tiles: linear between the profile's min (1 tile) and
-    max (32 tiles); extrapolated linearly beyond 32 (flagged in the returned note)."""
+    max (``barrier_tiles_max`` tiles); extrapolated linearly beyond (flagged in the note)."""
     lo, hi = profile.si("time_barrier_sync_min"), profile.si("time_barrier_sync_max")
-    t0, t1 = BARRIER_TILES
+    t0, t1 = 1, int(profile.si("barrier_tiles_max"))
     tiles = max(int(tiles), 1)
-    t = lo + (hi - lo) * (tiles - t0) / (t1 - t0)
+    t = hi if t1 <= t0 else lo + (hi - lo) * (tiles - t0) / (t1 - t0)
     note = (
         f"linear interpolation in tiles between {t0} tile ({lo * 1e9:.4g} ns) and {t1} tiles ({hi * 1e9:.4g} ns), "
-        "the range Davies et al. 2018 (Table 2) quote; the curve between the end points is not published"
+        "the range the profile quotes; the curve between the end points is not published"
     )
     if tiles > t1:
         note += f"; {tiles} tiles is beyond the published range: extrapolated"
@@ -186,8 +181,7 @@ def loihi_latency(result, profile, graph=None, mapping=None) -> dict:
             "spikes_per_step": spikes / per,
             "core_time_per_step_s": work / per / cores,
         }
-    cpt_c = profile.get("cores_per_tile")
-    cpt = int(cpt_c.si) if cpt_c is not None else DEFAULT_CORES_PER_TILE
+    cpt = int(profile.si("cores_per_tile"))
     tiles = max(1, math.ceil(total_cores / cpt))
     barrier, bnote = barrier_time(profile, tiles)
     busiest = max(rows, key=lambda k: rows[k]["core_time_per_step_s"]) if rows else None
@@ -195,8 +189,7 @@ def loihi_latency(result, profile, graph=None, mapping=None) -> dict:
     step = compute + barrier
     used = ["neurons_per_core", "time_synop", "time_neuron_update_active", "time_neuron_update_inactive",
             "time_spike_within_tile", "time_barrier_sync_min", "time_barrier_sync_max"]
-    if cpt_c is not None:
-        used.append("cores_per_tile")
+    used += ["cores_per_tile", "barrier_tiles_max"]
     assumptions = [
         "per-step work is the average over samples and steps (counts are totals); bursts make real steps longer",
         "each layer's synaptic ops run on the cores of the layer they feed, split evenly over its cores",
@@ -205,8 +198,6 @@ def loihi_latency(result, profile, graph=None, mapping=None) -> dict:
     ]
     if cores_map is not None and not any(r["cores_from"] == "mapping" for r in rows.values()):
         assumptions.append("a mapping was given but names no layer of this run: layers split evenly instead")
-    if cpt_c is None:
-        assumptions.append(f"profile has no cores_per_tile: {DEFAULT_CORES_PER_TILE} assumed (Loihi 1: 128 cores / 32 tiles)")
     if not any("neuron_updates_active" in c for c in result.counts.values()):
         assumptions.append("the target did not count inactive neuron updates: every update timed as active (upper bound)")
     return {
