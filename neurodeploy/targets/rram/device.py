@@ -53,9 +53,11 @@ Equations (conductances in siemens, ``W = g_max - g_min`` the window):
   ``g_min``. Two such cells per weight give random, sparse, sign-symmetric weights
   ``G+ - G-``; ``V`` sets their density.
 
-Defaults come from the hardware profile ``rram_40nm`` (:meth:`DeviceConfig.from_profile`);
-the constants that the profile does not carry (edge ratio, breakdown statistics) are
-module constants below, documented in docs/rram.md.
+Defaults come from the hardware profile ``rram_40nm`` (:data:`DEFAULT_PROFILE`, read once at
+import: ``DeviceConfig()`` equals ``DeviceConfig.from_profile()``); the fields no profile
+carries are modelling choices (``slices``, ``adc_range``, ``fault_compensation``, the noise
+shape); the constants that the profile does not carry (edge ratio, breakdown statistics)
+are module constants below, documented in docs/rram.md.
 """
 
 from __future__ import annotations
@@ -92,6 +94,40 @@ def _check_fraction(name, v, hi=1.0):
         raise InputError(f"DeviceConfig: {name} must be a number in [0, {hi}], got {v!r}")
 
 
+#: the profile whose constants are :class:`DeviceConfig`'s defaults
+DEFAULT_PROFILE = "rram_40nm"
+
+
+def profile_fields(p) -> dict:
+    """The :class:`DeviceConfig` fields a hardware profile of kind ``rram`` carries
+    (SI units; ``read_time`` = ``drift_t0``: read right after programming)."""
+    num = lambda n: p.si(n)  # noqa: E731
+    count = lambda n: int(round(p.si(n)))  # noqa: E731
+    kw = dict(
+        g_min=num("g_min"), g_max=num("g_max"), levels=count("levels"),
+        programming_noise=num("programming_noise_sigma"), read_noise=num("read_noise_sigma"),
+        drift_nu_mean=num("drift_nu_mean"), drift_nu_std=num("drift_nu_std"),
+        drift_t0=num("drift_t0"), read_time=num("drift_t0"),
+        stuck_on=num("stuck_on_fraction"), stuck_off=num("stuck_off_fraction"),
+        d2d=num("d2d_variation"), adc_bits=count("adc_bits"), dac_bits=count("dac_bits"),
+        read_voltage=num("read_voltage"), array_rows=count("array_rows"), array_cols=count("array_cols"),
+    )
+    if "wire_resistance" in p:
+        kw["wire_resistance"] = num("wire_resistance")
+    return kw
+
+
+def _default_fields() -> dict:
+    from ...hardware import load_profile
+
+    return profile_fields(load_profile(DEFAULT_PROFILE))
+
+
+#: DeviceConfig's defaults: the constants of :data:`DEFAULT_PROFILE` (read once, at import),
+#: so ``DeviceConfig()`` is ``DeviceConfig.from_profile()`` and no second copy can disagree
+_D = _default_fields()
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     """RRAM device and crossbar periphery parameters (SI units: siemens, seconds, volts).
@@ -113,27 +149,27 @@ class DeviceConfig:
     compensates stuck cells with the partner cell of their differential pair.
     """
 
-    g_min: float = 0.0
-    g_max: float = 40e-6
-    levels: int | None = 4
+    g_min: float = _D["g_min"]
+    g_max: float = _D["g_max"]
+    levels: int | None = _D["levels"]
     slices: int = 1
-    programming_noise: float = 0.05
+    programming_noise: float = _D["programming_noise"]
     programming_noise_state_dependent: bool = True
-    read_noise: float = 0.01
-    drift_nu_mean: float = 0.0
-    drift_nu_std: float = 0.015
-    drift_t0: float = 1.0
-    read_time: float = 1.0
-    stuck_on: float = 0.05
-    stuck_off: float = 0.05
-    d2d: float = 0.3
-    adc_bits: int | None = 8
+    read_noise: float = _D["read_noise"]
+    drift_nu_mean: float = _D["drift_nu_mean"]
+    drift_nu_std: float = _D["drift_nu_std"]
+    drift_t0: float = _D["drift_t0"]
+    read_time: float = _D["read_time"]
+    stuck_on: float = _D["stuck_on"]
+    stuck_off: float = _D["stuck_off"]
+    d2d: float = _D["d2d"]
+    adc_bits: int | None = _D["adc_bits"]
     adc_range: float | str = "calibrated"
-    dac_bits: int | None = 8
-    wire_resistance: float = 0.0
-    read_voltage: float = 0.2
-    array_rows: int = 512
-    array_cols: int = 512
+    dac_bits: int | None = _D["dac_bits"]
+    wire_resistance: float = _D.get("wire_resistance", 0.0)
+    read_voltage: float = _D["read_voltage"]
+    array_rows: int = _D["array_rows"]
+    array_cols: int = _D["array_cols"]
     fault_compensation: bool = True
 
     def __post_init__(self):
@@ -176,27 +212,13 @@ class DeviceConfig:
         from ...hardware import load_profile
 
         if profile is None or isinstance(profile, (str, os.PathLike)):
-            p = load_profile(profile or "rram_40nm")
+            p = load_profile(profile or DEFAULT_PROFILE)
         else:
             p = profile
         if getattr(p, "kind", "rram") != "rram":
             raise InputError(f"DeviceConfig: hardware profile {getattr(p, 'name', p)!r} is of kind {p.kind!r}, not 'rram'")
-        get = lambda n, d=None: p.si(n) if n in p else d  # noqa: E731
-        kw = dict(
-            g_min=get("g_min"), g_max=get("g_max"),
-            levels=int(round(get("levels"))),
-            programming_noise=get("programming_noise_sigma"), read_noise=get("read_noise_sigma"),
-            drift_nu_mean=get("drift_nu_mean"), drift_nu_std=get("drift_nu_std"),
-            drift_t0=get("drift_t0"), read_time=get("drift_t0"),
-            stuck_on=get("stuck_on_fraction"), stuck_off=get("stuck_off_fraction"),
-            d2d=get("d2d_variation"), adc_bits=int(round(get("adc_bits"))),
-            dac_bits=int(round(get("dac_bits"))), read_voltage=get("read_voltage"),
-            array_rows=int(round(get("array_rows"))), array_cols=int(round(get("array_cols"))),
-        )
-        if "wire_resistance" in p:
-            kw["wire_resistance"] = p.si("wire_resistance")
-        kw.update(overrides)
-        return cls(**kw)
+        kw = {"wire_resistance": 0.0, **profile_fields(p)}  # a profile without wires has no IR drop
+        return cls(**kw).replace(**overrides)
 
     def ideal(self) -> "DeviceConfig":
         """The same window and array geometry with every non-ideality off."""
