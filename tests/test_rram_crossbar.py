@@ -135,7 +135,7 @@ def test_sparse_noisy_path_equals_dense_noisy_path(g_min):
         xb = Crossbar.program(w, cfg, dev.make_generator(0), sparse=sparse)
         xb.generator = dev.make_generator(9)
         ys.append(xb(x))
-    lsb = float(xb._adc_lsb.max())
+    lsb = float(xb.adc.lsb.max())
     assert float((ys[0] - ys[1]).abs().max()) <= lsb + 1e-6  # at most one ADC code apart (rounding ties)
     assert float((ys[0] != ys[1]).float().mean()) < 0.01
 

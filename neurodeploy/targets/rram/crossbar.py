@@ -36,16 +36,25 @@ With no read noise, ADC or DAC the product is a plain float GEMM with the effect
 matrix (``F.linear``), bit-identical to the reference target when the conductances are
 ideal.
 
-Counts accumulated per call (summed over batch, time, conv positions): ``array_reads``
-(tile reads with at least one active row), ``rows_activated``, ``cell_reads`` (devices
-read: active rows × both columns of every pair), ``adc_conversions``
-(columns converted), ``dac_conversions`` (graded rows driven), ``adc_saturations``.
+Counts accumulated per call (summed over batch, time, conv positions; the definitions of
+``EXTRA_KINDS`` in :mod:`..base`): ``array_reads`` (tile reads with at least one active
+row), ``rows_activated`` (active rows × column tiles), ``cell_reads`` (active rows × both
+cells of every differential pair of the row: 2 × outputs × slices), ``adc_conversions``
+(one per differential-pair column of every tile read), ``dac_conversions`` (graded rows
+driven, × column tiles), ``adc_saturations``.
+
+The periphery is written once here and shared with the fixed-fan-in path
+(:mod:`.sparse`): :class:`TileGeometry` (tiles, ADC groups, the ``crossbars`` entry of
+``describe()``), :func:`dac` (graded inputs), :func:`add_read_noise`, :class:`ADC` (range,
+calibration, conversion, saturations) and :func:`count_reads` (the crossbar counts from the
+active rows of each read).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +63,174 @@ from . import device as dev
 from .device import DeviceConfig
 
 COUNT_KINDS = ("array_reads", "rows_activated", "cell_reads", "adc_conversions", "dac_conversions", "adc_saturations")
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """How an ``out × in`` weight matrix sits on ``rows × 2·pairs`` arrays: inputs on rows,
+    each output (and each bit slice of it) on a differential pair of columns."""
+
+    in_features: int
+    out_features: int
+    slices: int
+    rows: int  # word lines per array
+    pairs: int  # differential pairs (weight columns) per array: array_cols // 2
+
+    @classmethod
+    def of(cls, in_features: int, out_features: int, config: DeviceConfig, slices: int = 1) -> "TileGeometry":
+        return cls(int(in_features), int(out_features), int(slices), int(config.array_rows), int(config.array_cols) // 2)
+
+    @property
+    def row_tiles(self) -> int:
+        return max(1, math.ceil(self.in_features / self.rows))
+
+    @property
+    def col_tiles(self) -> int:  # the bit slices of a weight sit in further column pairs
+        return max(1, math.ceil(self.out_features * self.slices / self.pairs))
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiles * self.col_tiles
+
+    @property
+    def adc_col_tiles(self) -> int:
+        """Column tiles per slice: one ADC range per (slice, row tile, column tile)."""
+        return max(1, math.ceil(self.out_features / self.pairs))
+
+    @property
+    def cells(self) -> int:
+        """Programmed devices: both cells of every pair of every slice of every weight."""
+        return 2 * self.slices * self.in_features * self.out_features
+
+    def describe(self, reads_per_step: int = 1) -> dict:
+        """The ``crossbars`` entry of ``Program.describe()``: ``rows`` (word lines the matrix
+        drives) and ``cols`` (bit lines: 2 × outputs × slices), the tiles of
+        ``array_rows × array_cols`` arrays, ``reads_per_step`` (input vectors per sample and
+        step: a convolution's output positions, else 1; each reads every tile once)."""
+        return {
+            "rows": self.in_features, "cols": 2 * self.out_features * self.slices,
+            "row_tiles": self.row_tiles, "col_tiles": self.col_tiles, "tiles": self.tiles,
+            "reads_per_step": int(reads_per_step), "cells_per_weight": 2 * self.slices,
+            "in_features": self.in_features, "out_features": self.out_features, "slices": self.slices,
+            "array_rows": self.rows, "array_cols": 2 * self.pairs, "cells": self.cells,
+        }
+
+
+def active_rows(nz: torch.Tensor, geom: TileGeometry, dim: int) -> torch.Tensor:
+    """Active rows per row tile: ``nz`` (0/1 or bool, input elements along ``dim``) →
+    float64 with ``dim`` replaced by the row tiles (moved last)."""
+    v = nz.movedim(dim, -1)
+    pad = geom.row_tiles * geom.rows - geom.in_features
+    if pad:
+        v = F.pad(v, (0, pad))
+    return v.reshape(*v.shape[:-1], geom.row_tiles, geom.rows).sum(-1, dtype=torch.float64)
+
+
+def count_reads(counts: dict, geom: TileGeometry, rows_on: torch.Tensor, graded_rows=None) -> None:
+    """Add the crossbar counts of reads whose active rows per (row tile, input vector) are
+    ``rows_on`` (:func:`active_rows`); ``graded_rows``: how many of those rows went through
+    a DAC (None: none). Every column tile of a row tile is read together."""
+    rows = rows_on.sum(dtype=torch.float64)
+    reads = (rows_on > 0).sum(dtype=torch.float64)
+    counts["rows_activated"] += rows * geom.col_tiles
+    counts["cell_reads"] += rows * (2 * geom.out_features * geom.slices)
+    counts["array_reads"] += reads * geom.col_tiles
+    counts["adc_conversions"] += reads * (geom.out_features * geom.slices)
+    if graded_rows is not None:
+        counts["dac_conversions"] += graded_rows * geom.col_tiles
+
+
+def zero_counts(device, kinds=COUNT_KINDS) -> dict:
+    return {k: torch.zeros((), dtype=torch.float64, device=device) for k in kinds}
+
+
+def dac(x: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    """Graded inputs through a symmetric ``bits`` DAC whose range is each input vector's
+    max |x| (vectors along ``dim``)."""
+    n = max(2 ** (bits - 1) - 1, 1)
+    xmax = x.abs().amax(dim, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
+    return torch.round(x / xmax * n) * (xmax / n)
+
+
+def add_read_noise(y: torch.Tensor, var: torch.Tensor, sigma: float, generator) -> torch.Tensor:
+    """``y + σ sqrt(var) n`` with one normal per column current (``y``, ``var``: (P, N, out)
+    partial sums × vectors × columns, drawn in that order), in place on ``var``."""
+    noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    return y + var.clamp_(min=0).sqrt_().mul_(sigma).mul_(noise)
+
+
+class ADC:
+    """The per-column ADCs of one layer: a signed mid-tread quantizer of ``adc_bits`` with
+    ``n = 2^(b−1) − 1`` codes each side, one full scale ``R`` per group = (partial sum ``p``,
+    column tile of ``pairs`` columns). Column currents come as (P, N, out): P partial sums
+    (slice × row tile), N input vectors, ``out`` columns.
+
+    ``worst`` (P, out): each column's worst-case current Σ|W|, the range where a calibrated
+    group saw no current and ``adc_range="worst"``'s. Calibration (:meth:`begin_calibration`
+    … :meth:`end_calibration`) records the largest |current| per column while reads bypass
+    the conversion; an ADC converting before any range is set calibrates on that call."""
+
+    def __init__(self, config: DeviceConfig, worst: torch.Tensor, pairs: int, dtype):
+        self.n = max(2 ** (config.adc_bits - 1) - 1, 1)
+        self.parts, self.out = (int(v) for v in worst.shape)
+        self.pairs = int(pairs)
+        self.groups = (self.parts, max(1, math.ceil(self.out / self.pairs)))
+        self.dtype = dtype
+        self.worst = self.group_max(worst)
+        self.range: torch.Tensor | None = None  # (P, CT) float64
+        self.lsb: torch.Tensor | None = None  # (P, 1, out) in dtype
+        self.calibrating = False
+        if config.adc_fraction is not None:
+            self.set_range(self.worst * config.adc_fraction)
+
+    def group_max(self, per_col: torch.Tensor) -> torch.Tensor:
+        """(P, out) per-column values → (P, CT) maxima per column tile."""
+        P, CT = self.groups
+        v = F.pad(per_col.to(torch.float64), (0, CT * self.pairs - self.out))
+        return v.reshape(P, CT, self.pairs).amax(-1)
+
+    def set_range(self, rng) -> None:
+        r = torch.as_tensor(rng, dtype=torch.float64, device=self.worst.device).reshape(-1)
+        r = r.reshape(self.groups) if r.numel() == self.parts * self.groups[1] else r.expand(self.groups)
+        if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
+            raise ValueError("ADC ranges must be finite and >= 0")
+        self.range = r.clone()
+        per_col = self.range[:, torch.arange(self.out, device=r.device) // self.pairs]  # (P, out)
+        self.lsb = (torch.clamp(per_col, min=torch.finfo(torch.float32).tiny) / self.n).to(self.dtype)[:, None, :]
+
+    def begin_calibration(self) -> None:
+        self._max = torch.zeros((self.parts, self.out), dtype=torch.float64, device=self.worst.device)
+        self.calibrating = True
+
+    def abort_calibration(self) -> None:
+        self.calibrating = False
+
+    def end_calibration(self) -> None:
+        """Each group's range = the largest current seen (the worst case where it saw none)."""
+        if not self.calibrating:
+            return
+        obs = self.group_max(self._max)
+        self.calibrating = False
+        del self._max
+        self.set_range(torch.where(obs > 0, obs, self.worst))
+
+    def _observe(self, y: torch.Tensor) -> None:
+        if y.shape[1]:
+            self._max = torch.maximum(self._max, y.abs().amax(1).to(torch.float64))
+
+    def __call__(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Convert column currents ``y`` (P, N, out): (digitized y, saturated conversions).
+        A read with no active row carries y = 0 exactly: never saturated."""
+        if self.calibrating:
+            self._observe(y)
+            return y, 0.0
+        if self.lsb is None:  # never calibrated: calibrate on these reads
+            self.begin_calibration()
+            self._observe(y)
+            self.end_calibration()
+        code = torch.div(y, self.lsb).round_()
+        sat = (code.abs() > self.n).sum(dtype=torch.float64)
+        return code.clamp_(-self.n, self.n).mul_(self.lsb), sat
 
 
 class Crossbar:
@@ -75,15 +252,13 @@ class Crossbar:
         self.scale = float(self.scales[0])  # weight per siemens of the least significant slice
         self.devices = devices
         self.dtype, self.device = dtype, device
-        self.out_features, self.in_features = self.dg_pos.shape[1:]
-        self.rows = int(config.array_rows)
-        self.cols = int(config.array_cols) // 2  # weight columns per tile (pairs)
-        self.row_tiles = max(1, math.ceil(self.in_features / self.rows))
-        # bit slices of one weight sit in further column pairs
-        self.col_tiles = max(1, math.ceil(self.out_features * self.slices / self.cols))
+        self.out_features, self.in_features = (int(v) for v in self.dg_pos.shape[1:])
+        self.geometry = TileGeometry.of(self.in_features, self.out_features, config, self.slices)
+        self.rows = self.geometry.rows
+        self.cols = self.geometry.pairs  # weight columns per tile (pairs)
+        self.row_tiles, self.col_tiles = self.geometry.row_tiles, self.geometry.col_tiles
         self.generator: torch.Generator | None = None
-        self._adc_range = None  # (S, T, CT) float64 full scale per ADC group, once known
-        self._calibrating = False
+        self.adc: ADC | None = None
         self._prepare(sparse)
         self.reset_counts()
 
@@ -168,72 +343,56 @@ class Crossbar:
                 self._g2_sparse = g2[0].to(self.dtype).to_sparse_csr()
         if c.read_noise > 0:
             self._g2 = tiles(g2).to(self.dtype)
-        self._adc_lsb = None
-        if c.adc_bits is not None:
-            colsum = F.pad(w_sl.abs(), (0, pad)).reshape(S, O, T, R).sum(3).transpose(1, 2)  # (S, T, out)
-            self._adc_worst = self._group_max(colsum)  # worst-case column sum per ADC group (S, T, CT)
-            self._adc_n = max(2 ** (c.adc_bits - 1) - 1, 1)
-            if c.adc_fraction is not None:
-                self._adc_range = self._adc_worst * c.adc_fraction
-            if self._adc_range is not None:
-                self.set_adc_range(self._adc_range)
+        if c.adc_bits is not None:  # worst-case column sum per (slice, row tile), column
+            colsum = F.pad(w_sl.abs(), (0, pad)).reshape(S, O, T, R).sum(3).transpose(1, 2).reshape(S * T, O)
+            old = self.adc.range if self.adc is not None else None  # _prepare again keeps a set range
+            self.adc = ADC(c, colsum, self.cols, self.dtype)
+            if old is not None:
+                self.adc.set_range(old)
 
     @property
     def tiles(self) -> int:
-        return self.row_tiles * self.col_tiles
+        return self.geometry.tiles
 
     # --- ADC range -----------------------------------------------------------------------
     @property
     def adc_groups(self) -> tuple[int, int, int]:
         """(slices, row tiles, column tiles per slice): one ADC range per group."""
-        return self.slices, self.row_tiles, max(1, math.ceil(self.out_features / self.cols))
-
-    def _group_max(self, per_col: torch.Tensor) -> torch.Tensor:
-        """(S, T, out) per-column values → (S, T, CT) maxima per column tile."""
-        S, T, CT = self.adc_groups
-        v = F.pad(per_col.to(torch.float64), (0, CT * self.cols - self.out_features))
-        return v.reshape(S, T, CT, self.cols).amax(-1)
+        return self.slices, self.row_tiles, self.geometry.adc_col_tiles
 
     @property
     def adc_range(self) -> torch.Tensor | None:
         """Full scale ``R`` (weight units) per ADC group, (slices, row tiles, column tiles);
         None while a calibrated range is not yet calibrated, or without an ADC."""
-        return None if self.config.adc_bits is None else self._adc_range
+        if self.adc is None or self.adc.range is None:
+            return None
+        return self.adc.range.reshape(self.adc_groups)
 
     @property
     def needs_calibration(self) -> bool:
-        return self.config.adc_calibrated and self._adc_range is None
+        return self.config.adc_calibrated and self.adc is not None and self.adc.range is None
 
     def set_adc_range(self, rng) -> None:
         """Set the full scale per ADC group ((S, T, CT) or broadcastable; weight units)."""
         S, T, CT = self.adc_groups
-        r = torch.as_tensor(rng, dtype=torch.float64, device=self.dg_pos.device).expand(S, T, CT).clone()
-        if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
-            raise ValueError("ADC ranges must be finite and >= 0")
-        self._adc_range = r
-        per_col = r[:, :, torch.arange(self.out_features, device=r.device) // self.cols]  # (S, T, out)
-        rng_ = torch.clamp(per_col, min=torch.finfo(torch.float32).tiny)
-        self._adc_lsb = (rng_ / self._adc_n).to(self.dtype).reshape(S * T, 1, self.out_features)
+        r = torch.as_tensor(rng, dtype=torch.float64, device=self.dg_pos.device).expand(S, T, CT)
+        self.adc.set_range(r.reshape(S * T, CT))
 
     def begin_calibration(self) -> None:
         """Start an ADC calibration pass: reads bypass the ADC (the rest of the read path is
         unchanged) and the largest |column current| is recorded per column."""
-        if self.config.adc_bits is None:
-            return
-        S, T, _ = self.adc_groups
-        self._cal_max = torch.zeros((S * T, self.out_features), dtype=torch.float64, device=self.dg_pos.device)
-        self._calibrating = True
+        if self.adc is not None:
+            self.adc.begin_calibration()
 
     def end_calibration(self) -> None:
         """Set each ADC group's range to the largest current seen (the worst case where the
         group saw none) and leave calibration mode."""
-        if not self._calibrating:
-            return
-        S, T, _ = self.adc_groups
-        obs = self._group_max(self._cal_max.reshape(S, T, self.out_features))
-        self._calibrating = False
-        del self._cal_max
-        self.set_adc_range(torch.where(obs > 0, obs, self._adc_worst))
+        if self.adc is not None:
+            self.adc.end_calibration()
+
+    def abort_calibration(self) -> None:
+        if self.adc is not None:
+            self.adc.abort_calibration()
 
     def conductances(self):
         """Absolute conductances (S) of the positive and negative arrays, (out × in), or
@@ -243,8 +402,7 @@ class Crossbar:
 
     # --- counting ------------------------------------------------------------------------
     def reset_counts(self):
-        z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
-        self._counts = {k: z() for k in COUNT_KINDS}
+        self._counts = zero_counts(self.device)
 
     def counts(self) -> dict:
         return {k: int(round(float(v))) for k, v in self._counts.items()}
@@ -263,20 +421,9 @@ class Crossbar:
         ``dense_fast(x)``, when given, computes the ideal product instead of ``F.linear``
         (the conv op passes the reference convolution)."""
         c = self.config
-        n_vec = x.shape[0]
-        xp = F.pad(x, (0, self._pad)) if self._pad else x
-        xt = xp.reshape(n_vec, self.row_tiles, self.rows).transpose(0, 1)  # (T, N, rows)
-        active = xt != 0
-        rows_on = active.sum(-1, dtype=torch.float64)  # (T, N)
-        reads = (rows_on > 0).to(torch.float64)
-        cnt = self._counts
-        cnt["rows_activated"] += rows_on.sum() * self.col_tiles
-        cnt["cell_reads"] += rows_on.sum() * (2 * self.out_features * self.slices)
-        cnt["array_reads"] += reads.sum() * self.col_tiles
-        cnt["adc_conversions"] += reads.sum() * (self.out_features * self.slices)
+        rows_on = active_rows(x != 0, self.geometry, 1)  # (N, T)
         graded = self.is_graded(x)
-        if graded:
-            cnt["dac_conversions"] += rows_on.sum() * self.col_tiles
+        count_reads(self._counts, self.geometry, rows_on, rows_on.sum() if graded else None)
         if self.fast and not graded:
             if dense_fast is not None:
                 return dense_fast()
@@ -285,37 +432,31 @@ class Crossbar:
                 return y if bias is None else y + bias
             return F.linear(x, self.weight, bias)
         if graded:
-            n = max(2 ** (c.dac_bits - 1) - 1, 1)
-            xmax = xt.abs().amax(dim=(0, 2), keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
-            xt = torch.round(xt / xmax * n) * (xmax / n)
+            x = dac(x, c.dac_bits, 1)
+        y = self._read(x)
+        if self.adc is not None:
+            y, sat = self.adc(y)
+            self._counts["adc_saturations"] += sat
+        y = y.sum(0)
+        return y if bias is None else y + bias
+
+    def _read(self, x: torch.Tensor) -> torch.Tensor:
+        """Analog column currents (S·T, N, out) of inputs ``x`` (N, in), read noise included."""
+        n_vec = x.shape[0]
+        xp = F.pad(x, (0, self._pad)) if self._pad else x
+        xt = xp.reshape(n_vec, self.row_tiles, self.rows).transpose(0, 1)  # (T, N, rows)
         sparse1 = self.sparse and self.row_tiles == 1  # one row tile: the whole product
         x1 = xt[0, :, :self.in_features] if sparse1 else None
         if self.slices > 1:
             xt = xt.repeat(self.slices, 1, 1)  # every slice reads the same rows
-            reads = reads.repeat(self.slices, 1)
         y = torch.sparse.mm(self.weight_sparse, x1.T).T[None] if sparse1 else torch.bmm(xt, self._wt)  # (S·T, N, out)
-        if c.read_noise > 0:
+        if self.config.read_noise > 0:
             if sparse1 and self._g2_sparse is not None:
                 var = torch.sparse.mm(self._g2_sparse, (x1 * x1).T).T[None]
             else:
                 var = torch.bmm(xt * xt, self._g2)
-            noise = torch.randn(y.shape, generator=self.generator, dtype=y.dtype, device=y.device)
-            y = y + var.sqrt_().mul_(c.read_noise).mul_(noise)  # in place: one (S·T, N, out) buffer less
-        if c.adc_bits is not None and self._calibrating:
-            if y.shape[1]:
-                self._cal_max = torch.maximum(self._cal_max, y.abs().amax(1).to(torch.float64))
-        elif c.adc_bits is not None:
-            if self._adc_lsb is None:  # called directly, never calibrated: calibrate on these reads
-                self.begin_calibration()
-                if y.shape[1]:
-                    self._cal_max = y.abs().amax(1).to(torch.float64)
-                self.end_calibration()
-            code = torch.div(y, self._adc_lsb).round_()
-            # a read with no active row carries y = 0 exactly (no current, no read noise): never saturated
-            cnt["adc_saturations"] += (code.abs() > self._adc_n).sum(dtype=torch.float64)
-            y = code.clamp_(-self._adc_n, self._adc_n).mul_(self._adc_lsb)
-        y = y.sum(0)
-        return y if bias is None else y + bias
+            y = add_read_noise(y, var, self.config.read_noise, self.generator)
+        return y
 
 
 # ---------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ class RRAMProgram:
                 self._loop.run(inputs, [], False, None)
         except BaseException:
             for _, xb in cal:
-                xb._calibrating = False
+                xb.abort_calibration()
             raise
         for _, xb in cal:
             xb.end_calibration()

@@ -61,6 +61,8 @@ import torch
 
 from ...errors import InputError, UnsupportedError
 from ..base import RunResult, as_inputs
+from ..counting import synapse_counts
+from . import crossbar as xbar
 from . import device as dev
 from .device import DeviceConfig
 
@@ -200,8 +202,11 @@ class SparseLayer:
     ``index`` (n_post, K) with ``w64`` (n_post, K) for a fixed-fan-in layer, or ``index=None``
     with a dense ``w64`` (n_post, n_pre). ``kernel``: "csr" (torch.sparse CSR, 32-bit
     indices), "gather" (``x[index]``, chunked over neurons: bitwise deterministic on CUDA)
-    or "dense" (one GEMM). Event counts are taken in bulk from all steps' inputs
-    (:meth:`count`); only ADC saturations are counted per step."""
+    or "dense" (one GEMM). The periphery is the crossbar's (:mod:`.crossbar`: the same
+    :class:`~.crossbar.TileGeometry`, :func:`~.crossbar.dac`, :func:`~.crossbar.add_read_noise`,
+    :class:`~.crossbar.ADC` with one partial sum per column, :func:`~.crossbar.count_reads`).
+    Event counts are taken in bulk from all steps' inputs (:meth:`count`); only ADC
+    saturations are counted per step."""
 
     def __init__(self, index, w64, scale, config: DeviceConfig | None, n_pre: int, dtype, device, kernel: str,
                  g2=None):
@@ -214,88 +219,60 @@ class SparseLayer:
             self.outdeg = torch.bincount(index.reshape(-1), minlength=n_pre).to(torch.float64)
         else:
             self.outdeg = (w64 != 0).sum(0).to(device=device, dtype=torch.float64)
-
-        def place(v64):  # per-synapse values → the kernel's operand
-            v = v64.to(device=device, dtype=dtype)
-            if index is None:
-                return v
-            if kernel == "csr":
-                return _csr(index, v, n_pre)
-            if kernel == "dense":
-                return torch.zeros((self.n_post, n_pre), dtype=dtype, device=device).scatter_(1, index, v)
-            return v
-
         if index is None and kernel != "dense":
             raise InputError(f"a dense reservoir layer runs with kernel='dense' only, got {kernel!r}")
         if index is not None and kernel == "dense" and self.n_post * n_pre > 2 ** 28:
             raise InputError(f"kernel='dense' would need a {self.n_post} × {n_pre} matrix: use 'csr' or 'gather'")
+        self._index = index
         self.index = index if kernel == "gather" else None
-        self.w = place(w64)
+        self.w = self._place(w64)
         self.noise = config is not None and config.read_noise > 0
         if self.noise:  # per-synapse G² (weight units²) minus the two g_min cells counted for every row
             self.c0 = float(2.0 * (config.g_min * scale) ** 2)
-            self.g2 = place(g2 - self.c0)
-        self.adc = config is not None and config.adc_bits is not None
-        self._adc_range = None
-        self._calibrating = False
-        self.adc_lsb = None
-        if self.adc:  # one ADC range per column tile (array_cols/2 neurons), as the dense crossbar
-            self.adc_n = max(2 ** (config.adc_bits - 1) - 1, 1)
-            self._pairs = int(config.array_cols) // 2
-            self._adc_worst = self._group_max(w64.abs().sum(1).to(device))
-            if config.adc_fraction is not None:
-                self.set_adc_range(self._adc_worst * config.adc_fraction)
-        if config is not None:
-            self.rows = int(config.array_rows)
-            self.row_tiles = max(1, math.ceil(self.n_pre / self.rows))
-            self.col_tiles = max(1, math.ceil(self.n_post / (int(config.array_cols) // 2)))
+            self.g2 = self._place(g2 - self.c0)
+        self.geometry = None if config is None else xbar.TileGeometry.of(self.n_pre, self.n_post, config)
+        self.adc = None  # one partial sum per neuron: the whole column sum is digitized once
+        if config is not None and config.adc_bits is not None:
+            self.adc = xbar.ADC(config, w64.abs().sum(1).to(device)[None], self.geometry.pairs, dtype)
         self.generator = None
         self.reset_counts()
 
+    def _place(self, v64):
+        """Per-synapse values → the kernel's operand."""
+        v = v64.to(device=self.device, dtype=self.dtype)
+        if self._index is None or self.kernel == "gather":
+            return v
+        if self.kernel == "csr":
+            return _csr(self._index, v, self.n_pre)
+        return torch.zeros((self.n_post, self.n_pre), dtype=self.dtype, device=self.device).scatter_(1, self._index, v)
+
     @property
     def tiles(self) -> int:
-        return self.row_tiles * self.col_tiles
-
-    # ADC range: one per column tile; see Crossbar (the whole column sum is digitized once)
-    @property
-    def adc_groups(self) -> int:
-        return max(1, math.ceil(self.n_post / self._pairs))
-
-    def _group_max(self, per_neuron: torch.Tensor) -> torch.Tensor:
-        g = self.adc_groups
-        v = torch.nn.functional.pad(per_neuron.to(torch.float64), (0, g * self._pairs - self.n_post))
-        return v.reshape(g, self._pairs).amax(1)
+        return self.geometry.tiles
 
     @property
     def adc_range(self) -> torch.Tensor | None:
         """Full scale per ADC group (column tiles,), weight units; None if not set / no ADC."""
-        return self._adc_range if self.adc else None
+        return None if self.adc is None or self.adc.range is None else self.adc.range[0]
 
     @property
     def needs_calibration(self) -> bool:
-        return self.adc and self.config.adc_calibrated and self._adc_range is None
+        return self.adc is not None and self.config.adc_calibrated and self.adc.range is None
 
     def set_adc_range(self, rng) -> None:
-        r = torch.as_tensor(rng, dtype=torch.float64, device=self.device).reshape(-1).expand(self.adc_groups).clone()
-        if not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
-            raise ValueError("ADC ranges must be finite and >= 0")
-        self._adc_range = r
-        per = r[torch.arange(self.n_post, device=r.device) // self._pairs]
-        rng_ = torch.clamp(per, min=torch.finfo(torch.float32).tiny)
-        self.adc_lsb = (rng_ / self.adc_n).to(self.dtype)[:, None]  # (n_post, 1)
+        self.adc.set_range(rng)
 
     def begin_calibration(self) -> None:
-        if self.adc:
-            self._cal_max = torch.zeros(self.n_post, dtype=torch.float64, device=self.device)
-            self._calibrating = True
+        if self.adc is not None:
+            self.adc.begin_calibration()
 
     def end_calibration(self) -> None:
-        if not self._calibrating:
-            return
-        obs = self._group_max(self._cal_max)
-        self._calibrating = False
-        del self._cal_max
-        self.set_adc_range(torch.where(obs > 0, obs, self._adc_worst))
+        if self.adc is not None:
+            self.adc.end_calibration()
+
+    def abort_calibration(self) -> None:
+        if self.adc is not None:
+            self.adc.abort_calibration()
 
     def nbytes(self) -> int:
         ts = [self.outdeg] + [t for t in (self.index,) if t is not None]
@@ -307,47 +284,44 @@ class SparseLayer:
         return sum(t.numel() * t.element_size() for t in ts)
 
     def reset_counts(self):
-        kinds = ["synaptic_events", "stored_synaptic_events"]
-        if self.config is not None:
-            kinds += ["array_reads", "rows_activated", "cell_reads", "adc_conversions", "dac_conversions", "adc_saturations"]
-        self._counts = {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in kinds}
+        kinds = ("stored_synaptic_events",) + (xbar.COUNT_KINDS if self.config is not None else ())
+        self._counts = xbar.zero_counts(self.device, kinds)
+        self._nonzero = torch.zeros(self.n_pre, dtype=torch.float64, device=self.device)
+        self._steps = 0
 
-    def counts(self) -> dict:
-        return {k: int(round(float(v))) for k, v in self._counts.items()}
+    def counts(self, batch: int) -> dict:
+        """The protocol counts (:func:`..counting.synapse_counts`: ``synaptic_events`` with
+        fan-out ``n_post``, ``dense_synops``) and the crossbar's, of what :meth:`count` saw."""
+        fan = torch.full((self.n_pre,), float(self.n_post), dtype=torch.float64, device=self.device)
+        c = synapse_counts(fan, self._nonzero, batch, self._steps)
+        c.update({k: int(round(float(v))) for k, v in self._counts.items()})
+        return c
 
-    def count(self, xs: torch.Tensor, graded=None, binary: bool = False):
+    def count(self, xs: torch.Tensor, graded=None, binary: bool = False, steps: int | None = None):
         """Add the events of inputs ``xs`` (T, n_pre, B), all steps at once (in time
         chunks); ``graded`` (T,) bools mark the steps whose input went through the DAC;
-        ``binary``: ``xs`` holds only 0/1 (spikes), so it is its own nonzero mask. Float32
-        partial sums stay below 2^24 (exact), totals are float64."""
-        if xs is None or xs.shape[0] == 0:
+        ``binary``: ``xs`` holds only 0/1 (spikes), so it is its own nonzero mask; ``steps``:
+        the steps these inputs stand for (default T; a recurrent layer reads no input at
+        step 0)."""
+        self._steps += int(xs.shape[0] if steps is None else steps)
+        if xs.shape[0] == 0:
             return
-        cnt = self._counts
         t_all, n, b = xs.shape
         chunk = max(1, (1 << 24) // max(1, b))
-        f64 = torch.float64
         for t0 in range(0, t_all, chunk):
             xc = xs[t0:t0 + chunk]
             nz = xc if binary else xc.abs().sign()  # 0/1 of the same dtype
-            per_step_pre = nz.sum(2)  # (t, n_pre), each ≤ B
-            per_pre = per_step_pre.sum(0, dtype=f64)
-            active = per_pre.sum()
-            cnt["synaptic_events"] += active * self.n_post
-            cnt["stored_synaptic_events"] += (per_pre * self.outdeg).sum()
-            if self.config is None:
+            per_pre = nz.sum(2).sum(0, dtype=torch.float64)  # partial sums ≤ B: exact
+            self._nonzero += per_pre
+            self._counts["stored_synaptic_events"] += (per_pre * self.outdeg).sum()
+            if self.geometry is None:
                 continue
-            pad = self.row_tiles * self.rows - self.n_pre
-            on = torch.nn.functional.pad(per_step_pre, (0, pad)) if pad else per_step_pre  # (t, rows·tiles)
-            del per_step_pre
-            on_b = torch.nn.functional.pad(nz, (0, 0, 0, pad)) if pad else nz
-            reads = (on_b.reshape(on_b.shape[0], self.row_tiles, self.rows, b).amax(2) > 0).sum().to(f64)
-            cnt["rows_activated"] += active * self.col_tiles
-            cnt["cell_reads"] += active * (2 * self.n_post)
-            cnt["array_reads"] += reads * self.col_tiles
-            cnt["adc_conversions"] += reads * self.n_post
+            rows_on = xbar.active_rows(nz, self.geometry, 1)  # (t, B, row tiles)
+            graded_rows = None
             if graded is not None and any(graded[t0:t0 + chunk]):
-                g = torch.as_tensor(graded[t0:t0 + chunk], dtype=f64, device=xc.device)
-                cnt["dac_conversions"] += (on.sum(1, dtype=f64) * g).sum() * self.col_tiles
+                g = torch.as_tensor(graded[t0:t0 + chunk], dtype=torch.float64, device=xc.device)
+                graded_rows = (rows_on.sum((1, 2)) * g).sum()
+            xbar.count_reads(self._counts, self.geometry, rows_on, graded_rows)
 
     def _mm(self, vals, x):
         if self.kernel == "csr":
@@ -368,34 +342,24 @@ class SparseLayer:
         return out
 
     def __call__(self, x: torch.Tensor, graded: bool = False) -> torch.Tensor:
+        """Column currents of ``x`` (n_pre, B) through the crossbar periphery: the crossbar's
+        (P = 1, N = B, out = n_post) layout is the transposed view ``y.T[None]``."""
         c = self.config
         if c is None:
             return self._mm(self.w, x)
         if graded:
-            n = max(2 ** (c.dac_bits - 1) - 1, 1)
-            xmax = x.abs().amax(0, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
-            x = torch.round(x / xmax * n) * (xmax / n)
+            x = xbar.dac(x, c.dac_bits, 0)
         y = self._mm(self.w, x)
         if self.noise:
             x2 = x * x
             var = self._mm(self.g2, x2)
             if self.c0:
                 var = var + self.c0 * x2.sum(0, keepdim=True)
-            b = x.shape[1]  # drawn batch-major, as the dense crossbar draws it
-            noise = torch.randn((1, b, self.n_post), generator=self.generator, dtype=y.dtype, device=y.device)[0].T
-            y = y + c.read_noise * torch.sqrt(torch.clamp(var, min=0)) * noise
-        if self.adc and self._calibrating:
-            if y.shape[1]:
-                self._cal_max = torch.maximum(self._cal_max, y.abs().amax(1).to(torch.float64))
-        elif self.adc:  # a read with no active row gives y = 0: never saturated
-            if self.adc_lsb is None:  # never calibrated: calibrate on these reads
-                self.begin_calibration()
-                if y.shape[1]:
-                    self._cal_max = y.abs().amax(1).to(torch.float64)
-                self.end_calibration()
-            code = torch.round(y / self.adc_lsb)
-            self._counts["adc_saturations"] += (code.abs() > self.adc_n).sum(dtype=torch.float64)
-            y = torch.clamp(code, -self.adc_n, self.adc_n) * self.adc_lsb
+            y = xbar.add_read_noise(y.T[None], var.T[None], c.read_noise, self.generator)[0].T
+        if self.adc is not None:
+            q, sat = self.adc(y.T[None])
+            self._counts["adc_saturations"] += sat
+            y = q[0].T
         return y
 
 
@@ -534,7 +498,7 @@ class SparseReservoirProgram:
         :meth:`.program.RRAMProgram.calibrate`: ADCs bypassed, read noise from the
         calibration seed, each group's range = the largest |column current| it saw."""
         xin, graded = self._prepare_inputs(x)
-        cal = [(i, l) for i, (n, l) in enumerate(sorted(self.layers.items())) if l.adc and l.config.adc_calibrated]
+        cal = [(i, l) for i, (n, l) in enumerate(sorted(self.layers.items())) if l.adc is not None and l.config.adc_calibrated]
         if not cal:  # no calibrated ADC: nothing to do
             return self.adc_ranges()
         for i, layer in cal:
@@ -544,7 +508,7 @@ class SparseReservoirProgram:
             self._loop(xin, graded, [], False, None)
         except BaseException:
             for _, layer in cal:
-                layer._calibrating = False
+                layer.abort_calibration()
             raise
         for _, layer in cal:
             layer.end_calibration()
@@ -614,7 +578,7 @@ class SparseReservoirProgram:
         w_in, w_rec = self.layers["w_in"], self.layers["w_rec"]
         with torch.no_grad():
             w_in.count(xin, graded)
-            w_rec.count(out[:-1], binary=True)  # step t reads the spikes of step t − 1 (none at t = 0)
+            w_rec.count(out[:-1], binary=True, steps=steps)  # step t reads the spikes of step t − 1 (none at t = 0)
             spikes = out.sum(2).sum(dtype=torch.float64)  # (T, N) partial sums ≤ B: exact
         spk = out.permute(2, 0, 1)  # (B, T, N)
         records = {k: torch.stack(v, 0).permute(2, 0, 1) for k, v in recs.items()}
@@ -623,8 +587,7 @@ class SparseReservoirProgram:
         states = {"lif": torch.stack(vs, 0).permute(2, 0, 1)} if record_states else {}
         counts = {}
         for name, layer in self.layers.items():
-            c = layer.counts()
-            c["dense_synops"] = layer.n_pre * layer.n_post * b * steps
+            c = layer.counts(b)
             if self.config is not None:
                 c["tiles"] = layer.tiles
             counts[name] = c
