@@ -1,6 +1,5 @@
 """Energy and latency models against hand-computed sums of events × profile constants."""
 
-import math
 import re
 
 import nir
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy.errors import InputError
+from neurodeploy.errors import InputError, UnsupportedError
 from neurodeploy.graph import load
 from neurodeploy.hardware import load_profile
 from neurodeploy.hardware.energy import estimate_energy
@@ -56,7 +55,7 @@ def test_loihi_energy_is_hand_sum(rng):
     run_time = step * r.steps * r.batch
     expected = (syn * prof.si("energy_synop") + upd * prof.si("energy_neuron_update_active")
                 + spk * prof.si("energy_spike_within_tile") + prof.si("static_power") * run_time)
-    e = estimate_energy(r, prof, g)
+    e = estimate_energy(r, prof, graph=g)
     assert e["run_time_s"] == pytest.approx(run_time, rel=1e-12)
     assert e["total_J"] == pytest.approx(expected, rel=1e-12)
     assert e["per_inference_J"] == pytest.approx(expected / 3, rel=1e-12)
@@ -75,7 +74,7 @@ def test_loihi_energy_is_hand_sum(rng):
 def test_energy_follows_profile_constants(tmp_path, rng):
     g, r = _tiny(rng)
     prof = _custom_loihi(tmp_path, energy_synop=1.0, energy_neuron_update_active=0.0, energy_spike_within_tile=0.0, static_power=0.0)
-    e = estimate_energy(r, prof, g)
+    e = estimate_energy(r, prof, graph=g)
     assert prof["energy_synop"].unit == "pJ"
     assert e["total_J"] == pytest.approx(r.total("synaptic_events") * 1e-12)
     assert e["static_J"] == 0
@@ -106,11 +105,12 @@ def test_barrier_interpolation():
 def test_loihi_latency_mapping_and_even_split(tmp_path, rng):
     g, r = _tiny(rng)
     prof = _custom_loihi(tmp_path, neurons_per_core=2)  # 4 neurons -> 2 cores, 2 neurons -> 1 core
-    lat = estimate_latency(r, prof, g)
+    lat = estimate_latency(r, prof, graph=g)
     lay = g.neuron_nodes()
     assert lat["layers"][lay[0]]["cores"] == 2 and lat["layers"][lay[1]]["cores"] == 1
     assert lat["cores"] == 3 and lat["tiles"] == 1
-    lat4 = estimate_latency(r, prof, g, mapping={lay[0]: 4, lay[1]: [7, 8]})
+    mapping = {"cores": 6, "layers": {lay[0]: {"cores": 4}, lay[1]: {"cores": 2}}}
+    lat4 = estimate_latency(r, prof, {"mapping": mapping}, graph=g)
     assert lat4["layers"][lay[0]]["cores"] == 4 and lat4["layers"][lay[0]]["cores_from"] == "mapping"
     assert lat4["layers"][lay[1]]["cores"] == 2
     assert lat4["layers"][lay[0]]["core_time_per_step_s"] == pytest.approx(lat["layers"][lay[0]]["core_time_per_step_s"] / 2)
@@ -118,60 +118,118 @@ def test_loihi_latency_mapping_and_even_split(tmp_path, rng):
     assert lat["per_inference_s"] == pytest.approx(lat["per_step_s"] * r.steps)
     for k, c in lat["constants"].items():
         assert c["source"] == prof[k].source
-    with pytest.raises(InputError):
-        cores_from_mapping({lay[0]: "many"})
-    with pytest.raises(InputError):
-        cores_from_mapping({lay[0]: 0})
+    with pytest.raises(InputError, match="layer 'a'"):
+        cores_from_mapping({"layers": {"a": {"cores": "many"}}})
+    with pytest.raises(InputError, match="layer 'a'"):
+        cores_from_mapping({"a": 0})
 
 
-def test_rram_energy_hand_sum_derived_counts(rng):
+def test_tiles_follow_the_profiles_cores_per_tile(tmp_path, rng):
+    """cores_per_tile and barrier_tiles_max come from the profile, not from code."""
     g, r = _tiny(rng)
+    lay = g.neuron_nodes()
+    desc = {"mapping": {"layers": {lay[0]: {"cores": 4}, lay[1]: {"cores": 2}}}}
+    prof = _custom_loihi(tmp_path, cores_per_tile=2, barrier_tiles_max=5)
+    lat = estimate_latency(r, prof, desc, graph=g)
+    assert lat["tiles"] == 3  # 6 cores / 2 per tile
+    lo, hi = prof.si("time_barrier_sync_min"), prof.si("time_barrier_sync_max")
+    assert lat["barrier_per_step_s"] == pytest.approx(lo + (hi - lo) * 2 / 4)
+
+
+def test_mapping_for_another_profile_is_not_used(rng):
+    g, r = _tiny(rng)
+    lay = g.neuron_nodes()
+    desc = {"mapping": {"profile": "loihi2", "cores": 9, "layers": {lay[0]: {"cores": 7}, lay[1]: {"cores": 2}}}}
+    lat = estimate_latency(r, load_profile("loihi1"), desc, graph=g)
+    assert all(row["cores_from"] == "even split" for row in lat["layers"].values())
+    assert any("'loihi2'" in a for a in lat["assumptions"])
+    assert estimate_latency(r, load_profile("loihi2"), desc, graph=g)["layers"][lay[0]]["cores"] == 7
+
+
+def _xbar_description(prog, graph) -> dict:
+    """The program's description; its crossbars section built from the program's Crossbar
+    objects while RRAMProgram.describe() does not report it yet."""
+    d = prog.describe() if hasattr(prog, "describe") else {"target": "rram"}
+    if not d.get("crossbars"):
+        d["crossbars"] = {n: {"rows": b.in_features, "cols": b.out_features * b.slices, "row_tiles": b.row_tiles,
+                              "col_tiles": b.col_tiles, "tiles": b.tiles, "cells_per_weight": 2 * b.slices,
+                              "reads_per_step": int(np.prod(graph.shapes[n][1:])) if len(graph.shapes[n]) > 1 else 1}
+                          for n, b in prog.crossbars.items()}
+    return d
+
+
+def _rram_run(rng):
+    g, _ = _tiny(rng)
+    prog = get_target("rram").compile(g, hardware=load_profile("rram_40nm"))
+    x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
+    return g, prog.run(x), _xbar_description(prog, g)
+
+
+def test_rram_energy_is_hand_sum_of_counted_crossbar_events(rng):
+    g, r, desc = _rram_run(rng)
     prof = load_profile("rram_40nm")
-    e = estimate_energy(r, prof, g)
-    per = r.batch * r.steps
-    s1, s2 = g.synapse_nodes()
     c = r.counts
-    cells = c[s1]["synaptic_events"] + c[s2]["synaptic_events"]
-    dac = c[s1]["synaptic_events"] / 4 + c[s2]["synaptic_events"] / 2  # active rows = events / output columns
-    adc = (4 + 2) * per  # every column, one row tile, every step
-    upd = c[g.neuron_nodes()[0]]["neuron_updates"] + c[g.neuron_nodes()[1]]["neuron_updates"]
-    expected = (cells * prof.si("energy_cell_read") + dac * prof.si("energy_dac_conversion") + adc * prof.si("energy_adc_conversion")
-                + upd * prof.si("energy_digital_neuron_update"))
+    tot = lambda k: sum(v.get(k, 0) for v in c.values())  # noqa: E731
+    assert tot("cell_reads") > 0 and tot("rows_activated") > 0 and tot("adc_conversions") > 0
+    expected = (tot("cell_reads") * prof.si("energy_cell_read") + tot("rows_activated") * prof.si("energy_dac_conversion")
+                + tot("adc_conversions") * prof.si("energy_adc_conversion")
+                + tot("neuron_updates") * prof.si("energy_digital_neuron_update"))
     assert prof.si("static_power") == 0
+    e = estimate_energy(r, prof, desc, graph=g)
     assert e["total_J"] == pytest.approx(expected, rel=1e-12)
-    lat = estimate_latency(r, prof, g)
-    step = 2 * prof.si("time_array_read") + (4 + 2) * prof.si("time_adc_conversion")
+    # one read per step per node (dense), one row tile: read + the tile's columns on one ADC
+    lat = estimate_latency(r, prof, desc, graph=g)
+    step = sum(prof.si("time_array_read") + xb["cols"] * prof.si("time_adc_conversion") for xb in desc["crossbars"].values())
     assert lat["per_step_s"] == pytest.approx(step)
 
 
-def test_rram_energy_uses_target_counts(rng):
-    g, r = _tiny(rng)
+def test_rram_prices_the_counts_given(rng):
+    g, r, desc = _rram_run(rng)
     prof = load_profile("rram_40nm")
     s1, s2 = g.synapse_nodes()
     counts = {k: dict(v) for k, v in r.counts.items()}
-    counts[s1].update(rows_activated=11, adc_conversions=13)
-    counts[s2].update(rows_activated=0, adc_conversions=0)
+    counts[s1].update(rows_activated=11, adc_conversions=13, cell_reads=17)
+    counts[s2].update(rows_activated=0, adc_conversions=0, cell_reads=0)
     r2 = RunResult(outputs=r.outputs, target="rram", dt=r.dt, batch=r.batch, steps=r.steps, counts=counts)
-    e = estimate_energy(r2, prof, g)
+    e = estimate_energy(r2, prof, desc, graph=g)
     assert e["by_kind"]["dac"] == pytest.approx(11 * prof.si("energy_dac_conversion"))
     assert e["by_kind"]["adc"] == pytest.approx(13 * prof.si("energy_adc_conversion"))
-    with pytest.raises(InputError):
-        estimate_energy(RunResult(outputs=r.outputs, target="rram", dt=r.dt, batch=r.batch, steps=r.steps, counts=r.counts), prof, None,
-                        latency={"run_time_s": 0.0})
+    assert e["by_kind"]["cell_read"] == pytest.approx(17 * prof.si("energy_cell_read"))
 
 
-def test_rram_target_counts_priced(rng):
-    """The rram target's own counts (rows_activated, adc_conversions) are what gets priced."""
-    tgt = get_target("rram")
-    g, _ = _tiny(rng)
-    x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
-    r = tgt.compile(g, hardware=load_profile("rram_40nm")).run(x)
+def test_rram_refuses_runs_without_crossbar_counts_or_geometry(rng):
+    g, r_ref = _tiny(rng)
+    prof = load_profile("rram_40nm")
+    with pytest.raises(UnsupportedError) as info:
+        estimate_energy(r_ref, prof, {"target": "reference"}, graph=g)
+    msg = str(info.value)
+    assert "\n" not in msg and "'rram_40nm'" in msg and "reference run counted none" in msg
+    assert all(k in msg for k in ("cell_reads", "rows_activated", "adc_conversions"))
+    _, r, desc = _rram_run(rng)
+    with pytest.raises(UnsupportedError, match="crossbar geometry"):
+        estimate_latency(r, prof, {**desc, "crossbars": None}, graph=g)
     s1 = g.synapse_nodes()[0]
-    assert r.counts[s1]["adc_conversions"] > 0
-    e = estimate_energy(r, load_profile("rram_40nm"), g)
-    adc_terms = [t for t in e["terms"] if t["kind"] == "adc" and t["layer"] == s1]
-    assert adc_terms[0]["count"] == r.counts[s1]["adc_conversions"]
-    assert math.isfinite(e["total_J"]) and e["total_J"] > 0
+    with pytest.raises(UnsupportedError, match=f"{s1}"):
+        estimate_latency(r, prof, {**desc, "crossbars": {k: v for k, v in desc["crossbars"].items() if k != s1}})
+    bad = {**desc, "crossbars": {**desc["crossbars"], s1: {"rows": 3}}}
+    with pytest.raises(InputError, match=f"'{s1}'.*cols"):
+        estimate_latency(r, prof, bad)
+
+
+def test_bad_inputs_are_errors_not_tracebacks(rng):
+    g, r = _tiny(rng)
+    prof = load_profile("loihi2")
+    with pytest.raises(InputError, match="describe"):
+        estimate_energy(r, prof, g)  # a Graph where the description belongs
+    counts = {k: dict(v) for k, v in r.counts.items()}
+    counts[g.synapse_nodes()[0]]["synaptic_events"] = float("nan")
+    r2 = RunResult(outputs=r.outputs, target="t", dt=r.dt, batch=r.batch, steps=r.steps, counts=counts)
+    with pytest.raises(InputError, match=f"synaptic_events.*{g.synapse_nodes()[0]}"):
+        estimate_energy(r2, prof, graph=g)
+    with pytest.raises(InputError, match="mapping"):
+        estimate_latency(r, prof, {"mapping": [1, 2]}, graph=g)
+    with pytest.raises(InputError, match="run_time_s"):
+        estimate_energy(r, prof, graph=g, latency={})
 
 
 def test_unknown_kind_rejected(rng):
@@ -179,31 +237,27 @@ def test_unknown_kind_rejected(rng):
     prof = load_profile("loihi2")
     fake = type(prof)(name="x", kind="gpu", description="", constants=dict(prof.constants), path=prof.path)
     with pytest.raises(InputError):
-        estimate_energy(r, fake, g)
+        estimate_energy(r, fake, graph=g)
 
 
 def test_mapping_forms_accepted(rng):
-    assert cores_from_mapping({"cores": {"a": 2, "b": [1, 2, 2]}}) == {"a": 2, "b": 2}
+    assert cores_from_mapping({"a": 2, "b": [1, 2, 2]}) == {"a": 2, "b": 2}
     assert cores_from_mapping({"cores": 5, "layers": {"a": {"cores": 4, "neurons": 9}}}) == {"a": 4}
-
-    class M:
-        layer_cores = {"a": 3}
-
-    assert cores_from_mapping(M()) == {"a": 3}
     g, r = _tiny(rng)
-    lat = estimate_latency(r, load_profile("loihi2"), g, mapping={"no_such_layer": 5})
+    lat = estimate_latency(r, load_profile("loihi2"), {"mapping": {"layers": {"no_such_layer": {"cores": 5}}}}, graph=g)
     assert any("names no layer" in a for a in lat["assumptions"])
 
 
 def test_loihi_target_mapping_used_for_latency(rng):
-    """The Loihi target's mapping ({"layers": {pop: {"cores": n}}}) sets the core counts."""
+    """The Loihi program's mapping ({"layers": {pop: {"cores": n}}}) sets the core counts."""
     tgt = get_target("loihi2-emu")
     g, _ = _tiny(rng)
     prog = tgt.compile(g, hardware=load_profile("loihi2"))
-    assert isinstance(prog.mapping, dict)
+    d = prog.describe() if hasattr(prog, "describe") else {"target": "loihi2-emu"}
+    mapping = d.get("mapping") or prog.mapping  # prog.mapping until LoihiProgram.describe() reports it
     x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
     r = prog.run(x)
-    lat = estimate_latency(r, load_profile("loihi2"), g, cores_from_mapping(prog.mapping))
+    lat = estimate_latency(r, load_profile("loihi2"), {**d, "mapping": mapping}, graph=g)
     for lay in g.neuron_nodes():
         assert lat["layers"][lay]["cores_from"] == "mapping"
-        assert lat["layers"][lay]["cores"] == prog.mapping["layers"][lay]["cores"]
+        assert lat["layers"][lay]["cores"] == mapping["layers"][lay]["cores"]

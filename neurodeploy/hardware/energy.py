@@ -1,48 +1,33 @@
-"""Energy of a run from its event counts and a HardwareProfile (see docs/energy-model.md):
+"""Energy of a run from its counts, the Program's description and a HardwareProfile (see
+docs/energy-model.md):
 
-    E = Σ_layers Σ_kinds events × energy-per-event  +  static_power × run time
+    E = Σ_nodes Σ_kinds counted events × energy-per-event  +  static_power × run time
 
 broken down by event kind and by node. Run time comes from :mod:`.latency`. Every term
-names the profile constant it used, with the constant's source and confidence.
+names the profile constant it used, with the constant's source and confidence. Only counts
+are priced; none is derived (docs/protocol.md, "Pricing").
 
-Event kinds per hardware kind:
+Priced kinds per hardware kind (term kind ← counted kind × constant):
 
-* loihi: ``synop`` (synaptic_events × energy_synop), ``neuron_update`` (active updates ×
-  energy_neuron_update_active + inactive × energy_neuron_update_inactive; a target that does
-  not count ``neuron_updates_active`` has all its updates priced as active, an upper bound),
-  ``spike`` (spikes × energy_spike_within_tile, plus ``spike_hops`` × energy_spike_hop when
-  a target counts hops), ``static``.
-* rram: ``cell_read`` (cells read: a target's ``cell_reads`` count, else synaptic_events —
-  each active input row reads every cell on it), ``dac`` (row activations: ``dac_conversions``
-  or synaptic_events / output columns), ``adc`` (``adc_conversions`` or every column of every
-  tile once per step and output position), ``neuron_update`` (neuron_updates ×
-  energy_digital_neuron_update), ``static``.
+* loihi: ``synop`` ← synaptic_events × energy_synop; ``neuron_update`` ← neuron_updates
+  (× energy_neuron_update_active, or split by a counted ``neuron_updates_active`` into
+  active and inactive updates); ``spike`` ← spikes × energy_spike_within_tile (+ counted
+  ``spike_hops`` × energy_spike_hop); ``static``. Any target's run can be priced.
+* rram: ``cell_read`` ← cell_reads × energy_cell_read; ``dac`` ← rows_activated (row
+  drives) × energy_dac_conversion; ``adc`` ← adc_conversions × energy_adc_conversion;
+  ``neuron_update`` ← neuron_updates × energy_digital_neuron_update; ``static``. A run whose
+  synapse nodes lack the crossbar kinds gets one UnsupportedError.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..errors import InputError
-from .latency import _crossbar_geometry, cite, estimate_latency
+from .inputs import CROSSBAR_KINDS, check_description, checked_counts, cite, lacking, synapse_nodes
+from .latency import estimate_latency
 
-#: names targets may use for their own event kinds (first found wins)
-ALIASES = {
-    "cell_reads": ("cell_reads", "crossbar_cell_reads", "cells_read"),
-    # row drives: the rram target counts active rows per tile read as rows_activated
-    # (its dac_conversions counts graded rows only)
-    "dac_conversions": ("rows_activated", "row_activations", "dac_conversions", "dac"),
-    "adc_conversions": ("adc_conversions", "adc"),
-    "spike_hops": ("spike_hops", "hops"),
-}
-
-
-def _count(c: dict, kind: str):
-    for k in ALIASES.get(kind, (kind,)):
-        if k in c:
-            return int(c[k])
-    return None
+__all__ = ["estimate_energy"]
 
 
 class _Terms:
@@ -53,99 +38,75 @@ class _Terms:
     def add(self, layer: str, kind: str, count: float, constant: str, how: str = "target count"):
         if not count:
             return
-        e = self.profile.si(constant)
         c = self.profile[constant]
         self.terms.append({
             "layer": layer, "kind": kind, "count": float(count), "constant": constant,
-            "per_event_J": e, "energy_J": float(count) * e, "count_from": how,
+            "per_event_J": c.si, "energy_J": float(count) * c.si, "count_from": how,
             "source": c.source, "confidence": c.confidence,
         })
 
 
-def _loihi_terms(result, profile, T: _Terms, assumptions: list[str]):
-    any_active = False
-    for n, c in result.counts.items():
-        T.add(n, "synop", c.get("synaptic_events", 0), "energy_synop")
-        if "neuron_updates" in c:
-            upd = int(c["neuron_updates"])
-            act = c.get("neuron_updates_active")
-            if act is None:
-                T.add(n, "neuron_update", upd, "energy_neuron_update_active", "all updates priced as active")
-            else:
-                any_active = True
-                T.add(n, "neuron_update", int(act), "energy_neuron_update_active")
-                T.add(n, "neuron_update", upd - int(act), "energy_neuron_update_inactive")
-        T.add(n, "spike", c.get("spikes", 0), "energy_spike_within_tile")
-        hops = _count(c, "spike_hops")
-        if hops:
-            T.add(n, "spike", hops, "energy_spike_hop")
-    if not any_active:
+def _loihi_terms(counts, T: _Terms, assumptions: list[str]):
+    for n, c in counts.items():
+        T.add(n, "synop", c.get("synaptic_events", 0), "energy_synop", "synaptic_events")
+        upd = c.get("neuron_updates", 0)
+        if "neuron_updates_active" in c:
+            act = min(c["neuron_updates_active"], upd)
+            T.add(n, "neuron_update", act, "energy_neuron_update_active", "neuron_updates_active")
+            T.add(n, "neuron_update", upd - act, "energy_neuron_update_inactive", "neuron_updates - neuron_updates_active")
+        else:
+            T.add(n, "neuron_update", upd, "energy_neuron_update_active", "neuron_updates (all priced as active)")
+        T.add(n, "spike", c.get("spikes", 0), "energy_spike_within_tile", "spikes")
+        T.add(n, "spike", c.get("spike_hops", 0), "energy_spike_hop", "spike_hops")
+    if not any("neuron_updates_active" in c for c in counts.values()):
         assumptions.append("the target did not count inactive neuron updates: every update priced as active (upper bound)")
-    if not any(_count(c, "spike_hops") for c in result.counts.values()):
+    if not any("spike_hops" in c for c in counts.values()):
         assumptions.append("spikes priced as within-tile deliveries (no inter-tile hops counted)")
-    assumptions.append("synaptic ops priced per nonzero input × fan-out as counted by the target (synaptic_events)")
+    assumptions.append("synaptic ops priced per nonzero input × fan-out as counted (synaptic_events)")
 
 
-def _rram_terms(result, profile, graph, T: _Terms, assumptions: list[str]):
-    per = max(int(result.batch) * int(result.steps), 1)
-    rows_max = int(profile.si("array_rows"))
-    derived = set()
-    for n, c in result.counts.items():
-        if "synaptic_events" in c or any(_count(c, k) is not None for k in ("cell_reads", "adc_conversions", "dac_conversions")):
-            ev = int(c.get("synaptic_events", 0))
-            cells = _count(c, "cell_reads")
-            T.add(n, "cell_read", ev if cells is None else cells, "energy_cell_read", "synaptic_events" if cells is None else "target count")
-            dac, adc = _count(c, "dac_conversions"), _count(c, "adc_conversions")
-            if dac is None or adc is None:
-                if graph is None or n not in graph.nodes:
-                    raise InputError(f"RRAM energy of node '{n}': the target did not count DAC/ADC conversions; pass the graph to derive them")
-                rows, cols, reads = _crossbar_geometry(graph, n)
-                if dac is None:
-                    dac = ev / cols
-                    derived.add("dac")
-                    T.add(n, "dac", dac, "energy_dac_conversion", "synaptic_events / output columns")
-                else:
-                    T.add(n, "dac", dac, "energy_dac_conversion")
-                if adc is None:
-                    adc = cols * math.ceil(rows / rows_max) * reads * per
-                    derived.add("adc")
-                    T.add(n, "adc", adc, "energy_adc_conversion", "all columns × row tiles × reads × steps × samples")
-                else:
-                    T.add(n, "adc", adc, "energy_adc_conversion")
-            else:
-                T.add(n, "dac", dac, "energy_dac_conversion")
-                T.add(n, "adc", adc, "energy_adc_conversion")
-        if "neuron_updates" in c:
-            T.add(n, "neuron_update", c["neuron_updates"], "energy_digital_neuron_update")
-    if "dac" in derived:
-        assumptions.append("DAC conversions = active input rows (1-bit inputs; graded inputs would need bit-serial cycles)")
-    if "adc" in derived:
-        assumptions.append("ADC: every column of every row tile converted once per step and output position (no skipping, upper bound)")
-    assumptions.append("cell reads = nonzero inputs × fan-out (one cell per weight; a differential pair would double it)")
+def _check_crossbar_counts(profile, counts, result, description):
+    syn = synapse_nodes(counts)
+    short = [n for n in syn if not all(k in counts[n] for k in CROSSBAR_KINDS)]
+    if not short:
+        return
+    what = f"crossbar events ({', '.join(CROSSBAR_KINDS)})"
+    if len(short) == len(syn):
+        raise lacking(profile, what, result, description)
+    raise lacking(profile, what, result, description, has=f"counted none for node(s) {', '.join(short)}")
 
 
-def estimate_energy(result, profile, graph=None, latency: dict | None = None, mapping=None) -> dict[str, Any]:
-    """Energy breakdown of a run (JSON-ready): totals, per inference, by kind, by layer,
-    every term with its constant, and the assumptions made."""
-    if latency is None:
-        latency = estimate_latency(result, profile, graph, mapping)
-    T = _Terms(profile)
-    assumptions: list[str] = []
-    if profile.kind == "loihi":
-        _loihi_terms(result, profile, T, assumptions)
-    elif profile.kind == "rram":
-        _rram_terms(result, profile, graph, T, assumptions)
-    else:
-        raise InputError(f"no energy model for hardware kind {profile.kind!r} (profile {profile.name})")
-    run_time = float(latency["run_time_s"])
-    static_w = profile.si("static_power")
-    static = static_w * run_time
+def _rram_terms(profile, counts, result, description, T: _Terms, assumptions: list[str]):
+    _check_crossbar_counts(profile, counts, result, description)
+    for n, c in counts.items():
+        if all(k in c for k in CROSSBAR_KINDS):
+            T.add(n, "cell_read", c["cell_reads"], "energy_cell_read", "cell_reads")
+            T.add(n, "dac", c["rows_activated"], "energy_dac_conversion", "rows_activated")
+            T.add(n, "adc", c["adc_conversions"], "energy_adc_conversion", "adc_conversions")
+        T.add(n, "neuron_update", c.get("neuron_updates", 0), "energy_digital_neuron_update", "neuron_updates")
+    assumptions.append("cell reads, row drives (DAC) and ADC conversions priced as the crossbar target counted them")
+    graded = sum(c.get("dac_conversions", 0) for c in counts.values())
+    if graded:
+        bits = int(profile.si("dac_bits"))
+        assumptions.append(f"{graded} graded (non-binary) row drives priced as one drive each; a {bits}-bit DAC "
+                           "streaming a multi-bit input bit-serially would cost one drive per bit")
+
+
+def _static_term(profile, latency, T: _Terms) -> float:
+    try:
+        run_time = float(latency["run_time_s"])
+    except (TypeError, KeyError, ValueError):
+        raise InputError("latency must be the dict estimate_latency returns (with run_time_s)") from None
+    c = profile["static_power"]
     T.terms.append({
         "layer": "(chip)", "kind": "static", "count": run_time, "constant": "static_power",
-        "per_event_J": static_w, "energy_J": static, "count_from": "run time (s) from the latency model",
-        "source": profile["static_power"].source, "confidence": profile["static_power"].confidence,
+        "per_event_J": c.si, "energy_J": c.si * run_time, "count_from": "run time (s) from the latency model",
+        "source": c.source, "confidence": c.confidence,
     })
-    assumptions.append("static power × modelled run time (samples run one after another at the modelled step latency)")
+    return c.si * run_time
+
+
+def _summary(profile, result, T: _Terms, static: float, run_time: float, assumptions) -> dict:
     by_kind: dict[str, float] = {}
     by_layer: dict[str, dict[str, float]] = {}
     for t in T.terms:
@@ -154,19 +115,31 @@ def estimate_energy(result, profile, graph=None, latency: dict | None = None, ma
         lay[t["kind"]] = lay.get(t["kind"], 0.0) + t["energy_J"]
     total = sum(t["energy_J"] for t in T.terms)
     batch = max(int(result.batch), 1)
-    used = sorted({t["constant"] for t in T.terms})
     return {
-        "profile": profile.name,
-        "hardware_kind": profile.kind,
-        "total_J": total,
-        "dynamic_J": total - static,
-        "static_J": static,
-        "per_inference_J": total / batch,
-        "dynamic_per_inference_J": (total - static) / batch,
-        "run_time_s": run_time,
-        "by_kind": by_kind,
-        "by_layer": by_layer,
-        "terms": T.terms,
-        "constants": {k: cite(profile, k) for k in used},
+        "profile": profile.name, "hardware_kind": profile.kind, "total_J": total, "dynamic_J": total - static,
+        "static_J": static, "per_inference_J": total / batch, "dynamic_per_inference_J": (total - static) / batch,
+        "run_time_s": run_time, "by_kind": by_kind, "by_layer": by_layer, "terms": T.terms,
+        "constants": {k: cite(profile, k) for k in sorted({t["constant"] for t in T.terms})},
         "assumptions": assumptions,
     }
+
+
+def estimate_energy(result, profile, description: dict | None = None, graph=None,
+                    latency: dict | None = None) -> dict[str, Any]:
+    """Energy breakdown of a run (JSON-ready): totals, per inference, by kind, by layer,
+    every term with its constant, and the assumptions made. ``description`` is the
+    Program's ``describe()``; ``latency`` (else computed) gives the run time for static power."""
+    check_description(description)
+    counts = checked_counts(result)
+    T, assumptions = _Terms(profile), []
+    if profile.kind == "loihi":
+        _loihi_terms(counts, T, assumptions)
+    elif profile.kind == "rram":
+        _rram_terms(profile, counts, result, description, T, assumptions)
+    else:
+        raise InputError(f"no energy model for hardware kind {profile.kind!r} (profile {profile.name})")
+    if latency is None:
+        latency = estimate_latency(result, profile, description, graph)
+    static = _static_term(profile, latency, T)
+    assumptions.append("static power × modelled run time (samples run one after another at the modelled step latency)")
+    return _summary(profile, result, T, static, float(latency["run_time_s"]), assumptions)
