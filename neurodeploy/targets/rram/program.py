@@ -33,14 +33,26 @@ import numpy as np
 import torch
 
 from ...errors import InputError
-from ..base import RunResult, as_inputs, record_set
+from ..base import RunResult, as_inputs, check_options, describe_base, record_set
+from ..memory import graph_memory
 from ..ops import Conv, Op, StepLoop, build_op
 from ..reference import _device, _dtype
 from . import device as dev
 from .crossbar import Crossbar, conv_padding, unfold_input
 from .device import DeviceConfig
 
-OPTIONS = ("config", "seed", "device", "dtype", "conductances", "sparse")
+#: RRAMTarget.compile's options {name: meaning}
+COMPILE_OPTIONS = {
+    "config": "DeviceConfig (default: DeviceConfig.from_profile(hardware), the profile's constants)",
+    "seed": "device seed: programming noise, faults, device-to-device bounds, drift exponents (default 0)",
+    "device": "cpu | cuda[:i]",
+    "dtype": "float32 | float64",
+    "conductances": "{synapse node: (dg_pos, dg_neg, scale)}: formed conductance offsets placed as they are (no programming)",
+    "sparse": "auto | true | false: CSR products for sparse Linear crossbars (auto: >= 64 inputs, <= 10 % nonzero)",
+}
+OPTIONS = tuple(COMPILE_OPTIONS)
+#: RRAMProgram.run's own options (besides base.COMMON_RUN_OPTIONS)
+RUN_OPTIONS = {"seed": "read-noise seed (default: the program's seed + 1, so two runs of one program are identical)"}
 
 
 class CrossbarDense(Op):
@@ -124,6 +136,7 @@ class RRAMProgram:
         if unknown:
             raise InputError(f"rram: conductances given for non-synaptic or unknown node(s) {', '.join(sorted(unknown))}")
         self._formed = set(conductances)
+        self.calibration_data: dict | None = None  # what the ADC ranges were calibrated on
         gen = dev.make_generator(self.seed)
         self.crossbars: dict[str, Crossbar] = {}
 
@@ -174,6 +187,44 @@ class RRAMProgram:
     def tiles(self) -> dict[str, int]:
         return {n: xb.tiles for n, xb in self.crossbars.items()}
 
+    def describe(self) -> dict:
+        """The protocol description (:func:`..base.describe_base`): ``crossbars`` (the
+        geometry each synapse node was programmed with), ``memory`` (weights as cells),
+        ``calibration`` (the ADC ranges and the data they came from; None without ADC)."""
+        itemsize = torch.tensor([], dtype=self.dtype).element_size()
+        bars = {n: xb.geometry.describe(self._reads_per_step(n)) for n, xb in self.crossbars.items()}
+        cells = {n: b["cells"] for n, b in bars.items()}
+        memory = graph_memory(
+            self.graph, itemsize, itemsize,
+            f"weights as conductance cells on crossbars (2 per weight × bit slices; weights_bytes: the same weights "
+            f"held digitally at {itemsize} bytes); bias and neuron state digital, {itemsize}-byte ({self.dtype})",
+            cells=sum(cells.values()), cells_per_node=cells)
+        return describe_base(
+            self.target, self.graph, memory=memory, crossbars=bars, calibration=self._describe_calibration(),
+            resources={"tiles": sum(b["tiles"] for b in bars.values()), "cells": sum(cells.values())},
+            run_options=RUN_OPTIONS, compile_options=self.compiled_with())
+
+    def _reads_per_step(self, node: str) -> int:
+        """Input vectors a crossbar reads per sample and step: a convolution's output positions."""
+        return int(np.prod(self.graph.shapes[node][1:])) if isinstance(self._ops[node], CrossbarConv) else 1
+
+    def compiled_with(self) -> dict:
+        """The options this program was compiled with (JSON-ready)."""
+        return {"hardware": self.hardware_name, "config": self.config.to_dict(), "seed": self.seed,
+                "device": self.device, "dtype": str(self.dtype).replace("torch.", ""), "sparse": self.sparse,
+                "conductances": sorted(self._formed)}
+
+    def _describe_calibration(self) -> dict | None:
+        c = self.config
+        if c.adc_bits is None:
+            return None
+        ranges = {n: r.tolist() for n, r in self.adc_ranges().items()}
+        if not c.adc_calibrated:
+            return {"adc_range": c.adc_range, "calibrated": False, "data": None, "samples": 0, "steps": 0,
+                    "ranges": ranges}
+        d = self.calibration_data or {"data": None, "samples": 0, "steps": 0}
+        return {"adc_range": "calibrated", "calibrated": not self.needs_calibration, **d, "ranges": ranges}
+
     def effective_weights(self) -> dict[str, np.ndarray]:
         """The weight matrix each crossbar realizes (after programming, drift, IR drop)."""
         return {n: xb.weight64.cpu().numpy() for n, xb in self.crossbars.items()}
@@ -188,13 +239,13 @@ class RRAMProgram:
         ADC whose range is known (weight units)."""
         return {n: xb.adc_range.cpu().numpy() for n, xb in self.crossbars.items() if xb.adc_range is not None}
 
-    def calibrate(self, x) -> dict[str, np.ndarray]:
+    def calibrate(self, x, data: str = "calibrate(x)") -> dict[str, np.ndarray]:
         """ADC calibration pass: simulate inputs ``x`` with every ADC bypassed (read noise,
         DAC etc. as usual, noise from a calibration seed) and set each ADC group's full scale
         to the largest column current it saw (:meth:`.crossbar.Crossbar.end_calibration`).
         Only crossbars with ``adc_range="calibrated"`` change; calling it again recalibrates.
-        :meth:`run` calls it on its input when a range is not yet set. Returns
-        :meth:`adc_ranges`."""
+        :meth:`run` calls it on its input when a range is not yet set. ``data`` names the
+        calibration data in :meth:`describe` (``calibration``). Returns :meth:`adc_ranges`."""
         g = self.graph
         inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
         cal = [(i, xb) for i, (n, xb) in enumerate(sorted(self.crossbars.items())) if xb.config.adc_calibrated]
@@ -212,18 +263,23 @@ class RRAMProgram:
             raise
         for _, xb in cal:
             xb.end_calibration()
+        b, steps = next(iter(inputs.values())).shape[:2]
+        self.calibration_data = {"data": data, "samples": int(b), "steps": int(steps)}
         return self.adc_ranges()
 
-    def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
-        """Simulate. ``seed`` seeds the read noise (default: the program's seed, so two runs
-        of one program are identical). A program whose ADC ranges are to be calibrated and
-        are not yet first runs :meth:`calibrate` on ``x`` (its first batch is its calibration
-        data; call :meth:`calibrate` first to calibrate on other data)."""
+    def run(self, x, record=None, record_states: bool = False, progress=None, **options) -> RunResult:
+        """Simulate. ``seed`` seeds the read noise (default: the program's seed + 1, so two
+        runs of one program are identical); any other option is an InputError. A program
+        whose ADC ranges are to be calibrated and are not yet first runs :meth:`calibrate`
+        on ``x`` (its first batch is its calibration data, and :meth:`describe` says so;
+        call :meth:`calibrate` on calibration data first to keep test data out of it)."""
+        check_options(f"{self.target} run", options, RUN_OPTIONS)
+        seed = options.get("seed")
         g = self.graph
         inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
         rec = record_set(record, g)
         if self.needs_calibration:
-            self.calibrate(inputs)
+            self.calibrate(inputs, data="the first batch run() saw (its own inputs)")
         rseed = self.seed + 1 if seed is None else int(seed)
         for i, (n, xb) in enumerate(sorted(self.crossbars.items())):
             xb.generator = dev.make_generator(rseed * 7919 + i, self.device)
@@ -269,7 +325,7 @@ class RRAMProgram:
         meta = {
             "target": self.target, "dtype": str(self.dtype).replace("torch.", ""), "dt": self.graph.dt,
             "reset": self.graph.reset, "seed": self.seed, "config": self.config.to_dict(),
-            "hardware": self.hardware_name, "sparse": self.sparse,
+            "hardware": self.hardware_name, "sparse": self.sparse, "calibration_data": self.calibration_data,
         }
         write_json(d / "program.json", meta)
         return d
@@ -290,8 +346,10 @@ class RRAMProgram:
         for key in data.files:
             n, _, field = key.rpartition("/")
             stored.setdefault(n, {})[field] = data[key]
-        return cls(graph, DeviceConfig(**meta["config"]), meta["seed"], meta["dtype"], device,
+        prog = cls(graph, DeviceConfig(**meta["config"]), meta["seed"], meta["dtype"], device,
                    sparse=meta.get("sparse", "auto"), hardware_name=meta.get("hardware"), _stored=stored)
+        prog.calibration_data = meta.get("calibration_data")
+        return prog
 
 
 def _grouped_weight(w64: torch.Tensor, node) -> torch.Tensor:
@@ -315,7 +373,7 @@ def resolve_config(hardware=None, config: DeviceConfig | None = None) -> tuple[D
             raise InputError(f"rram: config must be a DeviceConfig, got {type(config).__name__}")
         name = getattr(hardware, "name", hardware) if hardware is not None else None
         return config, name
-    prof = load_profile(hardware or "rram_40nm") if hardware is None or isinstance(hardware, (str, os.PathLike)) else hardware
+    prof = load_profile(hardware or dev.DEFAULT_PROFILE) if hardware is None or isinstance(hardware, (str, os.PathLike)) else hardware
     kind = getattr(prof, "kind", "rram")
     if kind != "rram":
         raise InputError(f"rram target: hardware profile {getattr(prof, 'name', prof)!r} is of kind {kind!r}, not 'rram'")
@@ -324,10 +382,14 @@ def resolve_config(hardware=None, config: DeviceConfig | None = None) -> tuple[D
 
 class RRAMTarget:
     name = "rram"
+    compile_options = COMPILE_OPTIONS
+    hardware_kinds: tuple[str, ...] = ("rram",)
+    default_hardware = dev.DEFAULT_PROFILE
 
     def compile(self, graph, hardware=None, device="cpu", config: DeviceConfig | None = None, seed: int = 0,
                 dtype="float32", conductances=None, sparse="auto", **options) -> RRAMProgram:
-        if options:
-            raise InputError(f"rram target: unknown option(s) {', '.join(sorted(options))} (known: {', '.join(OPTIONS)})")
+        """Program ``graph``'s synapses on crossbars of ``hardware`` (a profile of kind
+        ``rram``, default :attr:`default_hardware`); options: :data:`COMPILE_OPTIONS`."""
+        check_options(f"{self.name} target", options, self.compile_options)
         cfg, hw_name = resolve_config(hardware, config)
         return RRAMProgram(graph, cfg, seed, dtype, device, conductances=conductances, sparse=sparse, hardware_name=hw_name)

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError, UnsupportedError
-from ..base import RunResult, as_inputs
+from ..base import RunResult, as_inputs, check_options, describe_base
 from ..counting import synapse_counts
 from . import crossbar as xbar
 from . import device as dev
@@ -403,6 +403,7 @@ class SparseReservoirProgram:
         dtype = self.dtype
         self.seed = int(seed)
         self.kernel = kernel
+        self.calibration_data: dict | None = None  # what the ADC ranges were calibrated on
         rc = reservoir.config
         cfg = (config or reservoir.device_config) if target == "rram" else None
         self.config = cfg
@@ -484,6 +485,52 @@ class SparseReservoirProgram:
         """Bytes of the compiled weights on the run device."""
         return sum(l.nbytes() for l in self.layers.values())
 
+    #: run options besides base.COMMON_RUN_OPTIONS
+    run_options = {"seed": "read-noise seed (default: the program's seed + 1, as the dense RRAM program)"}
+
+    def describe(self) -> dict:
+        """The protocol description (:func:`..base.describe_base`) of the reservoir's nodes
+        ``input → w_in → lif ⇄ w_rec → output``: ``crossbars`` (the tiles the layers occupy
+        laid out as a dense crossbar would, as the counts are), ``memory`` (stored synapses;
+        cells on the rram target), ``calibration`` (None without ADC)."""
+        rc = self.reservoir.config
+        itemsize = torch.tensor([], dtype=self.dtype).element_size()
+        weights = {n: int(l.outdeg.sum()) if self.reservoir.sparse is not None else l.n_pre * l.n_post
+                   for n, l in self.layers.items()}
+        layers = {"w_in": {"weights": weights["w_in"], "state_vars": 0, "bytes": weights["w_in"] * itemsize},
+                  "lif": {"weights": 0, "state_vars": rc.n_neurons, "bytes": rc.n_neurons * itemsize},
+                  "w_rec": {"weights": weights["w_rec"], "state_vars": 0, "bytes": weights["w_rec"] * itemsize}}
+        w, s = sum(weights.values()), rc.n_neurons
+        memory = {"weights": w, "state_vars": s, "weights_bytes": w * itemsize, "state_bytes": s * itemsize,
+                  "total_bytes": (w + s) * itemsize, "bytes_per_weight": float(itemsize),
+                  "bytes_per_state_var": float(itemsize), "layers": layers,
+                  "method": f"stored synapses (fan-in {rc.fan_in}) and LIF potentials, {itemsize}-byte" if rc.sparse
+                  else f"dense weights and LIF potentials, {itemsize}-byte"}
+        bars = None
+        if self.config is not None:
+            bars = {n: l.geometry.describe(1) for n, l in self.layers.items()}
+            memory["cells"] = 2 * w  # the devices of the stored synapses (the others stay at g_min)
+            memory["method"] += "; weights as conductance cells, 2 per stored synapse"
+        nodes = ("input", "w_in", "lif", "w_rec", "output")
+        return describe_base(
+            self.target, None, dt=float(rc.dt), lag={n: 0 for n in nodes}, memory=memory, crossbars=bars,
+            calibration=self._describe_calibration(),
+            resources=None if bars is None else {"tiles": sum(b["tiles"] for b in bars.values())},
+            run_options=self.run_options,
+            compile_options={"mode": self.mode, "seed": self.seed, "kernel": self.kernel, "device": self.device,
+                             "dtype": str(self.dtype).replace("torch.", ""),
+                             "config": None if self.config is None else self.config.to_dict()})
+
+    def _describe_calibration(self) -> dict | None:
+        c = self.config
+        if c is None or c.adc_bits is None:
+            return None
+        ranges = {n: r.tolist() for n, r in self.adc_ranges().items()}
+        d = (self.calibration_data or {"data": None, "samples": 0, "steps": 0}) if c.adc_calibrated else \
+            {"data": None, "samples": 0, "steps": 0}
+        return {"adc_range": c.adc_range, "calibrated": c.adc_calibrated and not self.needs_calibration, **d,
+                "ranges": ranges}
+
     # --- ADC calibration -----------------------------------------------------------------
     @property
     def needs_calibration(self) -> bool:
@@ -493,10 +540,11 @@ class SparseReservoirProgram:
         """Full scale per ADC group (column tiles) of each layer whose range is known."""
         return {n: l.adc_range.cpu().numpy() for n, l in self.layers.items() if l.adc_range is not None}
 
-    def calibrate(self, x) -> dict[str, np.ndarray]:
+    def calibrate(self, x, data: str = "calibrate(x)") -> dict[str, np.ndarray]:
         """ADC calibration pass on inputs ``x`` (B, T, n_inputs), as
         :meth:`.program.RRAMProgram.calibrate`: ADCs bypassed, read noise from the
-        calibration seed, each group's range = the largest |column current| it saw."""
+        calibration seed, each group's range = the largest |column current| it saw;
+        ``data`` names the calibration data in :meth:`describe`."""
         xin, graded = self._prepare_inputs(x)
         cal = [(i, l) for i, (n, l) in enumerate(sorted(self.layers.items())) if l.adc is not None and l.config.adc_calibrated]
         if not cal:  # no calibrated ADC: nothing to do
@@ -512,6 +560,7 @@ class SparseReservoirProgram:
             raise
         for _, layer in cal:
             layer.end_calibration()
+        self.calibration_data = {"data": data, "samples": int(xin.shape[2]), "steps": int(xin.shape[0])}
         return self.adc_ranges()
 
     def _prepare_inputs(self, x):
@@ -555,19 +604,22 @@ class SparseReservoirProgram:
                     progress(t + 1, steps)
         return out, recs, vs
 
-    def run(self, x, record=None, record_states: bool = False, progress=None, seed: int | None = None) -> RunResult:
+    def run(self, x, record=None, record_states: bool = False, progress=None, **options) -> RunResult:
         """Simulate inputs ``x`` (B, T, n_inputs). ``record``: any of "lif", "w_in", "w_rec"
-        (or "all"); ``seed``: read-noise seed (default: the program's seed + 1, as the
-        dense RRAM program). Uncalibrated ADC ranges are first calibrated on ``x``."""
+        ("all": the neuron node "lif", as every program); ``seed``: read-noise seed
+        (default: the program's seed + 1, as the dense RRAM program); any other option is an
+        InputError. Uncalibrated ADC ranges are first calibrated on ``x``."""
+        check_options(f"{self.target} reservoir run", options, self.run_options)
+        seed = options.get("seed")
         rc = self.reservoir.config
         names = ["lif", "w_in", "w_rec"]
-        rec = names if record == "all" else ([] if not record else ([record] if isinstance(record, str) else list(record)))
+        rec = ["lif"] if record == "all" else ([] if not record else ([record] if isinstance(record, str) else list(record)))
         for r in rec:
             if r not in names:
                 raise InputError(f"cannot record node '{r}' of a reservoir program (nodes: {', '.join(names)})")
         xin, graded = self._prepare_inputs(x)
         if self.needs_calibration:
-            self.calibrate(x)
+            self.calibrate(x, data="the first batch run() saw (its own inputs)")
         steps, _, b = xin.shape
         n = rc.n_neurons
         rseed = self.seed + 1 if seed is None else int(seed)
@@ -627,7 +679,8 @@ class SparseReservoirProgram:
         write_npz(d / "conductances.npz", arrays)
         meta = {"target": self.target, "program": self.program_kind, "mode": self.mode, "seed": self.seed,
                 "kernel": self.kernel, "dtype": str(self.dtype).replace("torch.", ""),
-                "config": None if self.config is None else self.config.to_dict()}
+                "config": None if self.config is None else self.config.to_dict(),
+                "calibration_data": self.calibration_data}
         write_json(d / "program.json", meta)
         return d
 
@@ -648,8 +701,10 @@ class SparseReservoirProgram:
             n, _, field_ = key.rpartition("/")
             stored.setdefault(n, {})[field_] = data[key]
         config = None if meta["config"] is None else DeviceConfig(**meta["config"])
-        return cls(reservoir, meta["target"], meta["mode"], config, meta["seed"], device, meta["dtype"],
+        prog = cls(reservoir, meta["target"], meta["mode"], config, meta["seed"], device, meta["dtype"],
                    kernel=meta["kernel"], _stored=stored)
+        prog.calibration_data = meta.get("calibration_data")
+        return prog
 
 
 def load_program(path, device="cpu"):
