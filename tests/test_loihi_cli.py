@@ -20,7 +20,6 @@ from neurodeploy.graph import load, save  # noqa: E402
 from neurodeploy.targets.loihi.emulator import EmulatorTarget  # noqa: E402
 from neurodeploy.targets.loihi.mapping import map_program  # noqa: E402
 from neurodeploy.targets.loihi.netx import read_netx  # noqa: E402
-from neurodeploy.targets.loihi.program import LoihiProgram  # noqa: E402
 
 
 @pytest.fixture()
@@ -37,9 +36,9 @@ def test_compile_writes_program_netx_and_reports(model, tmp_path, capsys):
     rc = main(["--quiet", "compile", str(path), "--target", "loihi2", "--dt", str(DT), "-o", str(out),
                "--weight-exp", "zero"])
     assert rc == 0, capsys.readouterr().err
-    for f in ("program.json", "program.npz", "quantization.json", "mapping.json", "model.net"):
+    for f in ("program.json", "program.npz", "graph.nir", "quantization.json", "mapping.json", "model.net"):
         assert (out / f).exists(), f
-    prog = LoihiProgram.load(out)
+    prog = EmulatorTarget.load(out)
     direct = EmulatorTarget().compile(load(path, dt=DT), weight_exp="zero")
     x = spikes(0, 2, 15, g.shapes["in"])
     assert torch.equal(prog.run(x).output, direct.run(x).output)

@@ -1,7 +1,7 @@
 """``neurodeploy compile MODEL --target loihi2 --dt DT -o BUILD/``.
 
-Writes into BUILD/: the Program (``program.json`` + ``program.npz``, loadable with
-``LoihiProgram.load``), ``model.net`` (lava-dl netx, when the program is a netx chain),
+Writes into BUILD/: the Program (``program.json`` + ``program.npz`` + ``graph.nir``,
+loadable with ``EmulatorTarget.load`` or ``LavaTarget.load``), ``model.net`` (lava-dl netx, when the program is a netx chain),
 ``quantization.json`` (per-layer report) and ``mapping.json`` (cores/chips). Imports
 nothing heavy at import time; Lava is never imported here.
 """
@@ -32,17 +32,19 @@ def register(app: typer.Typer) -> None:
         from ...cli import console, load_model
         from ...errors import InputError, UnsupportedError
         from ...graph.io import write_json
-        from .emulator import EmulatorTarget
-        from .mapping import map_program
         from .netx import export_netx
+        from .target import EmulatorTarget
 
         if target not in LOIHI_TARGETS:
             raise InputError(f"compile: target must be one of {', '.join(LOIHI_TARGETS)}, got {target!r}")
         if chips is not None and chips < 1:
             raise InputError(f"--chips must be ≥ 1, got {chips}")
         graph, _ = load_model(model, dt, reset)
-        prog = EmulatorTarget().compile(graph, weight_exp=weight_exp)
-        prog.mapping = map_program(prog, hardware, chips=chips)
+        prog = EmulatorTarget().compile(graph, hardware, weight_exp=weight_exp, chips=chips)
+        if prog.mapping is None:
+            from .mapping import map_program
+
+            prog.mapping = map_program(prog, hardware, chips=chips)  # FitError naming what is missing
         out = Path(output)
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: exists and is not a directory")
@@ -58,7 +60,7 @@ def register(app: typer.Typer) -> None:
             (out / "model.net").unlink(missing_ok=True)
             netx_note = f"no model.net ({exc})"
         m = prog.mapping
-        c.print(f"wrote {out}/: program.json, program.npz, quantization.json, mapping.json, {netx_note}")
+        c.print(f"wrote {out}/: program.json, program.npz, graph.nir, quantization.json, mapping.json, {netx_note}")
         c.print(f"{m['neurons']} neurons on {m['cores']} cores, {m['chips']} chip(s) "
                 f"({m['core_utilization'] * 100:.1f} % of the cores); clipped weights: "
                 f"{prog.report['totals']['clipped_weights']}")

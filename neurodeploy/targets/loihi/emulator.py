@@ -58,14 +58,16 @@ import contextlib
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
 import torch
 
 from ...errors import InputError
-from ..base import RunResult, as_inputs
-from .program import LoihiProgram
+from ..base import RunResult, as_inputs, check_options, record_set
+from .counts import LoihiCounts
+from .program import LoihiProgram, declared_lag, lags  # noqa: F401  (lags: re-exported)
 
 U_MAX = 1 << 23
 V_LIM = (1 << 23) - 1
@@ -108,32 +110,6 @@ def _device(device) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
     return device
-
-
-def lags(program: LoihiProgram) -> dict[str, int | None]:
-    """Steps by which each population lags the NIR reference (None if paths disagree)."""
-    order = {p.name: i for i, p in enumerate(program.populations)}
-    lag: dict[str, set] = {i: {0} for i in program.inputs}
-    for p in program.populations:
-        s: set = set()
-        for syn in program.incoming(p.name):
-            if syn.src in program.inputs or order[syn.src] < order[p.name]:
-                s |= {x + 1 for x in lag.get(syn.src, {None}) if x is not None}
-        lag[p.name] = s or {None}
-    return {k: (next(iter(v)) if len(v) == 1 else None) for k, v in lag.items() if k not in program.inputs}
-
-
-def declared_lag(program: LoihiProgram) -> dict[str, int | None]:
-    """``RunResult.info["lag"]`` of the Loihi targets: the steps by which every Output node
-    (None when paths of different length meet) and every neuron node (when defined) trails
-    the NIR reference — one step per synapse on the path (Lava's Dense sends at t+1 what
-    it accumulated at t). The per-layer entries keep
-    :func:`neurodeploy.measure.compare.declared_lag` right where NIR's own synaptic depth
-    differs from the Dense count (several linear nodes folded into one synapse)."""
-    lg = lags(program)
-    out: dict[str, int | None] = {o: lg.get(pn) for o, pn in program.outputs.items()}
-    out.update({k: v for k, v in lg.items() if v is not None and k not in out})
-    return out
 
 
 def check_binary(inputs: dict[str, torch.Tensor], ws=None) -> None:
@@ -385,11 +361,44 @@ def release_workspaces() -> None:
         _POOL.clear()
 
 
+#: run options of the emulator ({name: meaning}; any other is an InputError)
+RUN_OPTIONS = {
+    "device": "torch device: cpu | cuda[:i] (default: the compile-time device, else cpu)",
+    "check_inputs": "check that the inputs are 0/1 spikes (default True)",
+    "threads": "CPU worker threads, one chunk each (default: torch's intra-op thread count)",
+    "chunk": "samples per chunk (default 1024 on CPU, the whole batch on CUDA)",
+}
+
+
+def record_list(program: LoihiProgram, record, target: str) -> list[str]:
+    """Nodes to record (:func:`~neurodeploy.targets.base.record_set`; ``"all"`` = every
+    neuron and spiking node): populations and inputs, the nodes left after folding."""
+    if program.graph is None:  # a hand-built program: its populations and inputs
+        names = [p.name for p in program.populations]
+        rec = names if record == "all" else [] if record in (None, (), []) else \
+            [record] if isinstance(record, str) else list(record)
+        known = set(names) | set(program.inputs)
+        bad = [r for r in rec if r not in known]
+        if bad:
+            raise InputError(f"--record: no node '{bad[0]}' (nodes: {', '.join(sorted(known))})")
+        return rec
+    rec = record_set(record, program.graph)
+    names = {p.name for p in program.populations}
+    for r in rec:
+        if r not in names and r not in program.inputs:
+            raise InputError(
+                f"cannot record node '{r}' on {target}: only neuron nodes and inputs exist after quantization "
+                f"(linear nodes are folded into synapses); neuron nodes: {', '.join(sorted(names))}"
+            )
+    return rec
+
+
 def run_program(program: LoihiProgram, x, record=None, record_states: bool = False, progress=None, device=None,
-                 check_inputs: bool = True, threads: int | None = None, chunk: int | None = None) -> RunResult:
+                 check_inputs: bool = True, threads: int | None = None, chunk: int | None = None,
+                 counter: LoihiCounts | None = None) -> RunResult:
     """Run ``program`` on a batch of spike trains ``x`` ((batch, time, *shape) of 0/1, or a
     dict of them per input). Bit-identical to Lava's fixed-point models; see the module
-    docstring for how.
+    docstring for how. Counts: :mod:`.counts` (``counter``: a cached :class:`LoihiCounts`).
 
     On CPU the batch is split into chunks of ``chunk`` samples (default 1024, so a chunk's
     state stays in cache) run by ``threads`` worker threads (default: torch's intra-op thread
@@ -399,51 +408,55 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
     dev = _device(device or program.options.get("device"))
     inputs = as_inputs(x, list(program.inputs), program.inputs, torch.float32, dev)
     batch, steps = (int(d) for d in next(iter(inputs.values())).shape[:2])
-    pops = program.populations
-    names = {p.name for p in pops}
-    if record in (None, (), []):
-        rec = []
-    elif record == "all":
-        rec = [p.name for p in pops]
-    else:
-        rec = [record] if isinstance(record, str) else list(record)
-        for r in rec:
-            if r not in names and r not in program.inputs:
-                raise InputError(
-                    f"cannot record node '{r}' on Loihi: only neuron nodes and inputs exist after quantization "
-                    f"(linear nodes are folded into synapses); neuron nodes: {', '.join(sorted(names))}"
-                )
+    rec = record_list(program, record, program.target)
+    counter = counter if counter is not None else LoihiCounts(program)
     cpu = not dev.startswith("cuda")
-    if chunk is None:
-        chunk = CPU_CHUNK if cpu else max(batch, 1)
-    chunk = max(1, int(chunk))
+    chunk = max(1, int(chunk if chunk is not None else CPU_CHUNK if cpu else max(batch, 1)))
     bounds = [(b, min(b + chunk, batch)) for b in range(0, batch, chunk)] or [(0, 0)]
     n_threads = max(1, min(int(threads) if threads is not None else torch.get_num_threads(), len(bounds)))
-    P, S = _plan(program, dev)
-    blocks = _blocks(program)
-    shape_of = {p.name: p.shape for p in pops}
+    names = {p.name for p in program.populations}
+    shape_of = {p.name: p.shape for p in program.populations}
     # results are allocated here (ordinary tensors); the chunks fill their slices
-    out_pop = dict(program.outputs)
-    want_value = set(out_pop.values()) | {r for r in rec if r in names}
+    want_value = set(program.outputs.values()) | {r for r in rec if r in names}
     want_state = {r for r in rec if r in names} if record_states else set()
     value_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_value}
     state_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_state}
+    plan = _plan(program, dev), _blocks(program)
 
+    def job(b0, b1, ws):
+        xs = {k: v[b0:b1] for k, v in inputs.items()}
+        if check_inputs:
+            check_binary(xs, ws)
+        return _run_chunk(*plan[0], plan[1], xs, b1 - b0, steps, want_value, want_state,
+                          {n: t[b0:b1] for n, t in value_t.items()}, {n: t[b0:b1] for n, t in state_t.items()},
+                          dev, ws, counter)
+
+    parts = _run_chunks(job, bounds, n_threads, dev, cpu, progress, steps)
+    counts, info = _merge(program, counter, parts, batch, steps)
+    info.update({"device": dev, "gemm_dtype": str(gemm_dtype(program)).replace("torch.", "")})
+    if cpu:
+        info.update({"threads": n_threads, "chunk": chunk})
+    outputs = {o: value_t[pn] for o, pn in program.outputs.items()}
+    records = {r: inputs[r].clone(memory_format=torch.contiguous_format) if r in program.inputs else value_t[r]
+               for r in rec}
+    _distinct(outputs, records)
+    states = {r: state_t[r] for r in rec if r in want_state}
+    return RunResult(outputs=outputs, records=records, states=states, counts=counts,
+                     target=program.target, dt=program.dt, batch=batch, steps=steps, info=info)
+
+
+def _run_chunks(job, bounds, n_threads, dev, cpu, progress, steps) -> list[dict]:
+    """Run ``job(b0, b1, workspace)`` for every chunk, on ``n_threads`` worker threads."""
     wss = _take_workspaces(n_threads, dev)
     free_ws: queue.SimpleQueue = queue.SimpleQueue()
     for w in wss:
         free_ws.put(w)
 
-    def job(b0, b1):
+    def one(b0, b1):
         ws = free_ws.get()
         try:
             with torch.inference_mode():
-                xs = {k: v[b0:b1] for k, v in inputs.items()}
-                if check_inputs:
-                    check_binary(xs, ws)
-                return _run_chunk(P, S, blocks, xs, b1 - b0, steps, want_value, want_state,
-                                  {n: t[b0:b1] for n, t in value_t.items()},
-                                  {n: t[b0:b1] for n, t in state_t.items()}, dev, ws)
+                return job(b0, b1, ws)
         finally:
             free_ws.put(ws)
 
@@ -452,59 +465,50 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
         with _OneIntraOpThread() if cpu else contextlib.nullcontext():
             if n_threads > 1:
                 with ThreadPoolExecutor(n_threads) as ex:
-                    futs = [ex.submit(job, b0, b1) for b0, b1 in bounds]
+                    futs = [ex.submit(one, b0, b1) for b0, b1 in bounds]
                     for i, f in enumerate(futs):
                         parts.append(f.result())
                         if progress is not None:
                             progress(steps * (i + 1) // len(bounds), steps)
             else:
                 for i, (b0, b1) in enumerate(bounds):
-                    parts.append(job(b0, b1))
+                    parts.append(one(b0, b1))
                     if progress is not None:
                         progress(steps * (i + 1) // len(bounds), steps)
     finally:
         _give_back(wss, dev)
-    # ---- merge the chunks --------------------------------------------------------------
-    spikes = {p.name: sum(c["spikes"][p.name] for c in parts) for p in pops}
-    syn_ev = [sum(c["syn_events"][s.idx] for c in parts) for s in S]  # per synapse (names may repeat)
-    ev = {k: sum(c["ev"][k] for c in parts) for k in ("u_wrap_events", "v_saturation_events", "int32_wrap_events")}
-    counts: dict[str, dict[str, int]] = {}
-    readout_spikes = 0
-    for p in pops:
-        c = {"neuron_updates": p.n * batch * steps}
-        if p.spiking:
-            c["spikes"] = spikes[p.name]
-        else:
-            readout_spikes += spikes[p.name]
-        counts[p.name] = c
-    for s in S:
-        syn = s.syn
-        c = counts.setdefault(syn.name, {})
-        c["synaptic_events"] = c.get("synaptic_events", 0) + syn_ev[s.idx]
-        c["dense_synops"] = c.get("dense_synops", 0) + int(syn.weights.size) * batch * steps
-    info = dict(ev)
-    info["readout_spikes"] = readout_spikes
-    info.update({
-        "device": dev, "gemm_dtype": str(gemm_dtype(program)).replace("torch.", ""),
-        "lag": declared_lag(program),
-        "note": "Lava timing: each synapse delivers one step after its source fired",
-    })
-    if cpu:
-        info.update({"threads": n_threads, "chunk": chunk})
-    outputs = {o: value_t[pn] for o, pn in out_pop.items()}
-    records = {}
-    for r in rec:
-        records[r] = inputs[r].clone(memory_format=torch.contiguous_format) if r in program.inputs else value_t[r]
-    # the same population as output and record: distinct tensors, as before
+    return parts
+
+
+EVENTS = ("u_wrap_events", "v_saturation_events", "int32_wrap_events")
+
+
+def _merge(program: LoihiProgram, counter: LoihiCounts, parts: list[dict], batch: int, steps: int):
+    """Sum the chunks' counts: (RunResult counts keyed by NIR nodes, info with Loihi's own
+    wrap/clip event counts, readout spikes and the lag)."""
+    from .counts import add_counts
+
+    spikes = {p.name: sum(c["spikes"][p.name] for c in parts) for p in program.populations}
+    stored = [sum(c["syn_events"][i] for c in parts) for i in range(len(program.synapses))]
+    synapse: dict = {}
+    for c in parts:
+        add_counts(synapse, c["synapse"])
+    counts = counter.assemble(batch, steps, synapse, spikes, stored)
+    info = {k: sum(c["ev"][k] for c in parts) for k in EVENTS}
+    info["readout_spikes"] = sum(spikes[p.name] for p in program.populations if not p.spiking)
+    info["lag"] = declared_lag(program)
+    info["note"] = "Lava timing: each synapse delivers one step after its source fired"
+    return counts, info
+
+
+def _distinct(*dicts) -> None:
+    """The same population as output and record: distinct tensors."""
     seen: set = set()
-    for d in (outputs, records):
+    for d in dicts:
         for k, t in d.items():
             if id(t) in seen:
                 d[k] = t.clone()
             seen.add(id(t))
-    states = {r: state_t[r] for r in rec if r in want_state}
-    return RunResult(outputs=outputs, records=records, states=states, counts=counts,
-                     target="loihi2-emu", dt=program.dt, batch=batch, steps=steps, info=info)
 
 
 def _colsum(a: torch.Tensor, ws) -> torch.Tensor:
@@ -518,9 +522,10 @@ def _colsum(a: torch.Tensor, ws) -> torch.Tensor:
     return torch.mm(ones, a)[0].to(torch.float64)
 
 
-def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out, state_out, dev, ws):
+def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out, state_out, dev, ws, counter):
     """One chunk of the batch: every block of populations in topological order. Fills
-    ``value_out`` / ``state_out`` ((batch, steps, *shape) slices) and returns counts."""
+    ``value_out`` / ``state_out`` ((batch, steps, *shape) slices) and returns counts (the
+    protocol's synapse counts from the feeders' spikes of this chunk, :mod:`.counts`)."""
     f64 = torch.float64
     # batch-major (batch, steps, n) float32 0/1 spikes of the inputs and of every population
     spk: dict[str, torch.Tensor] = {k: v.reshape(batch, steps, -1) for k, v in X.items()}
@@ -583,6 +588,7 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
     for name, t in state_out.items():
         t.view(batch, steps, -1).copy_(vals[name])
     return {
+        "synapse": counter.synapses({f: spk[f] for f in counter.feeders}, batch, steps),
         "spikes": {name: int(round(float(c.sum()))) for name, c in cnt.items() if name in P},
         "syn_events": [int(round(float(cnt[s.src] @ s.fan))) for s in S],
         "ev": {k: int(round(v)) for k, v in ev.items()},
@@ -748,35 +754,34 @@ def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
     ev["v_saturation_events"] += float(sat)
 
 
-class EmulatorTarget:
-    """Target "loihi2-emu": quantize to Lava fixed point and emulate it bit-exactly."""
+@dataclass
+class EmulatorProgram(LoihiProgram):
+    """Target "loihi2-emu": a :class:`LoihiProgram` (the same data) that runs in this
+    emulator and describes itself by the protocol (docs/protocol.md)."""
 
-    name = "loihi2-emu"
+    @classmethod
+    def of(cls, program: LoihiProgram) -> "EmulatorProgram":
+        """The same program (shared arrays), runnable by the emulator."""
+        return cls(**{f.name: getattr(program, f.name) for f in fields(LoihiProgram)})
 
-    def compile(self, graph, hardware=None, weight_exp: str = "auto", vth: int | None = None,
-                vth_max: int = 1 << 13, chips: int | None = None, device: str | None = None,
-                **options) -> LoihiProgram:
-        """Quantize ``graph``; with ``hardware`` (profile name, path or HardwareProfile) or
-        ``chips``, also map it onto cores (``program.mapping``; FitError if it does not fit).
-        ``device`` is the default torch device of ``program.run``."""
-        from .quantize import quantize
+    def run(self, x, record=None, record_states: bool = False, progress=None, **options) -> RunResult:
+        """Run on a batch of spike trains; ``options``: :data:`RUN_OPTIONS`."""
+        check_options(f"{self.target} run", options, RUN_OPTIONS)
+        counter = self.__dict__.get("_counter")
+        if counter is None or counter.program is not self:
+            counter = self.__dict__["_counter"] = LoihiCounts(self)
+        return run_program(self, x, record=record, record_states=record_states, progress=progress,
+                           counter=counter, **options)
 
-        if options:
-            raise InputError(f"{self.name} target: unknown option(s) {', '.join(sorted(options))}")
-        _device(device)
-        prog = quantize(graph, weight_exp=weight_exp, vth=vth, vth_max=vth_max)
-        if device is not None:
-            prog.options["device"] = str(device)
-        if hardware is not None or chips is not None:
-            from .mapping import has_core_limits, map_program
+    def describe(self) -> dict:
+        from .describe import describe_program
 
-            # a profile without core limits (e.g. an RRAM profile passed to every target by
-            # a comparison) prices events but cannot map; only an explicit chips= insists
-            if chips is not None or has_core_limits(hardware or "loihi2"):
-                prog.mapping = map_program(prog, hardware or "loihi2", chips=chips)
-        prog.target = self.name
-        return prog
+        return describe_program(self, self.target, RUN_OPTIONS, self.options)
 
-    @staticmethod
-    def load(path) -> LoihiProgram:
-        return LoihiProgram.load(path)
+
+def __getattr__(name):  # EmulatorTarget lives in .target (kept importable from here)
+    if name == "EmulatorTarget":
+        from .target import EmulatorTarget
+
+        return EmulatorTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

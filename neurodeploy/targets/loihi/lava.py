@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from ...errors import InputError, NeurodeployError, UnsupportedError
-from ..base import RunResult, as_inputs
-from .emulator import check_binary, declared_lag
-from .program import LoihiProgram, conv_kernel
+from ..base import RunResult, as_inputs, check_options
+from .counts import LoihiCounts, add_counts, stored_fanout
+from .emulator import check_binary, record_list
+from .program import LoihiProgram, conv_kernel, declared_lag, hardware_constant
 
 TAGS = ("fixed_pt", "floating_pt")
 
@@ -136,6 +137,7 @@ def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, spars
     from scipy.sparse import csr_matrix  # a lava-nc dependency
 
     fixed = tag == "fixed_pt"
+    wbits = hardware_constant(program, "weight_bits", "Lava's num_weight_bits") if fixed else None
     if not fixed and any(s.weights_f is None for s in program.synapses):
         raise InputError("floating_pt needs the float weights (weights_f) of every synapse; this program has none")
     layout: dict[str, tuple[int, int, int]] = {}  # node → our (C, H, W) for Lava's (W, H, C)
@@ -185,7 +187,7 @@ def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, spars
                       input_shape=shapes[s.src], padding=tuple(geo["padding"][::-1]), stride=tuple(geo["stride"][::-1]),
                       dilation=tuple(geo["dilation"][::-1]), groups=int(geo["groups"]))
             if fixed:
-                kw.update(weight_exp=0, num_weight_bits=8)
+                kw.update(weight_exp=0, num_weight_bits=wbits)
             out.append(SynapseLowering(i, s.name, "Conv", reason, kw))
             continue
         w = np.asarray(s.weights, np.int32) if fixed else np.asarray(s.weights_f, np.float64)
@@ -197,7 +199,7 @@ def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, spars
         reason = f"{reason}; {note}" if reason else note
         kw = {}
         if fixed:
-            kw.update(weight_exp=int(s.weight_exp), num_weight_bits=8)
+            kw.update(weight_exp=int(s.weight_exp), num_weight_bits=wbits)
         if s.delays is not None:
             d = _reorder(np.asarray(s.delays, np.int64), perms[s.dst], perms[s.src])
             kw.update(max_delay=int(s.max_delay))
@@ -225,9 +227,10 @@ def _reorder(w: np.ndarray, p_dst, p_src) -> np.ndarray:
 
 
 def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str, probe_v=(),
-          plan: Lowering | None = None):
+          plan: Lowering | None = None, sink=()):
     """Build the Lava processes for one sample. ``x_sample[name]``: (n, steps) 0/1 in our
     (CHW) flat order. ``plan``: :func:`lower`'s result (computed with defaults if None).
+    Spikes are read from every spiking population and from the populations in ``sink``.
     Returns (processes dict, sinks, monitors); synapse ``i`` is ``processes[f"syn{i}"]``."""
     L = _lava()
     plan = plan if plan is not None else lower(program, tag)
@@ -260,7 +263,7 @@ def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, ta
         a_out.connect(in_port)
     sinks, monitors = {}, {}
     for p in program.populations:
-        if p.spiking:
+        if p.spiking or p.name in sink:
             sinks[p.name] = L["Sink"](shape=plan.shapes[p.name], buffer=steps)
             procs[p.name].s_out.connect(sinks[p.name].a_in)
         if not p.spiking or p.name in probe_v:
@@ -270,11 +273,11 @@ def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, ta
     return procs, sinks, monitors
 
 
-def _run_inproc(program, x_sample, steps, tag, probe_v, plan=None):
+def _run_inproc(program, x_sample, steps, tag, probe_v, plan=None, sink=()):
     """Build, run, read and stop (in ``finally``) one sample in this OS process."""
     L = _lava()
     plan = plan if plan is not None else lower(program, tag)
-    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v, plan)
+    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v, plan, sink)
     anchor = next(iter(procs.values()))
     try:
         anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag=tag))
@@ -340,9 +343,11 @@ def default_timeout(steps: int, n_procs: int) -> float:
 
 
 def run_sample(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str = "fixed_pt",
-               probe_v=(), timeout: float | None = None, isolate: bool = True, plan: Lowering | None = None):
+               probe_v=(), timeout: float | None = None, isolate: bool = True, plan: Lowering | None = None,
+               sink=()):
     """Run one sample in Lava. Returns ``(spikes {pop: (steps, n)}, v {pop: (steps, n)})``
-    in our (CHW) flat neuron order, whatever layout the Lava processes had.
+    in our (CHW) flat neuron order, whatever layout the Lava processes had (spikes of the
+    spiking populations and of those in ``sink``).
 
     With ``isolate`` (default) it runs through :func:`run_isolated`, bounded by ``timeout``
     seconds (default 60 s + 50 ms per step and process). ``plan``: :func:`lower`'s result
@@ -352,10 +357,10 @@ def run_sample(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: in
     budget = timeout if timeout is not None else default_timeout(steps, len(program.populations) + len(program.synapses))
     if not isolate:
         try:
-            return _run_inproc(program, x_sample, steps, tag, probe_v, plan)
+            return _run_inproc(program, x_sample, steps, tag, probe_v, plan, tuple(sink))
         except Exception as exc:
             raise NeurodeployError(f"lava: running {steps} steps failed: {type(exc).__name__}: {exc}") from exc
-    return run_isolated(_run_inproc, (program, x_sample, steps, tag, tuple(probe_v), plan), budget,
+    return run_isolated(_run_inproc, (program, x_sample, steps, tag, tuple(probe_v), plan, tuple(sink)), budget,
                         f"running {steps} steps")
 
 
@@ -367,6 +372,8 @@ class LavaProgram:
     process each synapse became and why."""
 
     target = "lava"
+    #: run options beyond the protocol's record / record_states / progress: none
+    run_options: dict[str, str] = {}
 
     def __init__(self, program: LoihiProgram, select_tag: str = "fixed_pt", timeout: float | None = None,
                  conv: bool = True, sparse_density: float | None = SPARSE_DENSITY,
@@ -380,6 +387,15 @@ class LavaProgram:
         self.sparse_density = sparse_density
         self.sparse_min_entries = sparse_min_entries
         self._plan: Lowering | None = None
+        self._counter: LoihiCounts | None = None
+
+    @property
+    def graph(self):
+        return self.program.graph
+
+    @property
+    def mapping(self):
+        return self.program.mapping
 
     def lowering(self) -> Lowering:
         """The Lava process of every synapse and the Lava shape of every node (cached)."""
@@ -388,63 +404,70 @@ class LavaProgram:
                                self.sparse_min_entries)
         return self._plan
 
-    def run(self, x, record=None, record_states: bool = False, progress=None, **kw) -> RunResult:
+    def counter(self) -> LoihiCounts:
+        if self._counter is None:
+            self._counter = LoihiCounts(self.program)
+        return self._counter
+
+    def run(self, x, record=None, record_states: bool = False, progress=None, **options) -> RunResult:
+        """Run sample by sample in Lava (fresh processes each); counts as the emulator's
+        (:mod:`.counts`), from the spikes Lava's processes emitted."""
+        check_options(f"{self.target} run", options, self.run_options)
         prog = self.program
         inputs = as_inputs(x, list(prog.inputs), prog.inputs, torch.float32, "cpu")
         check_binary(inputs)
-        batch, steps = next(iter(inputs.values())).shape[:2]
-        names = [p.name for p in prog.populations]
-        if record in (None, (), []):
-            rec = []
-        elif record == "all":
-            rec = list(names)
-        else:
-            rec = [record] if isinstance(record, str) else list(record)
-            for r in rec:
-                if r not in names:
-                    raise InputError(f"cannot record node '{r}' on lava: neuron nodes are {', '.join(names)}")
-        probe_v = rec if record_states else []
-        plan = self.lowering()
-        spikes = {p: [] for p in names}
-        vs = {p: [] for p in names}
+        batch, steps = (int(d) for d in next(iter(inputs.values())).shape[:2])
+        rec = record_list(prog, record, self.target)
+        probe_v = [r for r in rec if r not in prog.inputs] if record_states else []
+        pops = {p.name for p in prog.populations}
+        sink = sorted({s.src for s in prog.synapses if s.src in pops} | (set(self.counter().feeders) & pops))
         t0 = time.perf_counter()
+        samples = []
         for b in range(batch):
             xs = {k: v[b].reshape(steps, -1).numpy().T for k, v in inputs.items()}
-            spk, v = run_sample(prog, xs, steps, self.select_tag, probe_v, self.timeout, plan=plan)
-            for p in names:
-                spikes[p].append(spk.get(p))
-                vs[p].append(v.get(p))
+            samples.append(run_sample(prog, xs, steps, self.select_tag, probe_v, self.timeout,
+                                      plan=self.lowering(), sink=sink))
             if progress is not None:
                 progress(b + 1, batch)
         wall = time.perf_counter() - t0
+        spikes = {p: [smp[0].get(p) for smp in samples] for p in pops}
+        vs = {p: [smp[1].get(p) for smp in samples] for p in pops}
+        outputs = {o: _value(prog.pop(pn), spikes[pn], vs[pn], batch, steps) for o, pn in prog.outputs.items()}
+        records = {r: inputs[r].clone() if r in prog.inputs else _value(prog.pop(r), spikes[r], vs[r], batch, steps)
+                   for r in rec}
+        states = {r: _value(prog.pop(r), spikes[r], vs[r], batch, steps, True) for r in probe_v}
+        counts = self._counts(inputs, samples, batch, steps)
+        return RunResult(outputs=outputs, records=records, states=states, counts=counts, target=self.target,
+                         dt=prog.dt, batch=batch, steps=steps,
+                         info={"select_tag": self.select_tag, "wall_s": wall, "lag": declared_lag(prog),
+                               "readout_spikes": int(sum(np.sum(a) for p in prog.populations if not p.spiking
+                                                         for a in spikes[p.name] if a is not None)),
+                               "processes": self.lowering().processes()})
 
-        def value(pop, b_list_s, b_list_v, as_state=False):
-            if pop.spiking and not as_state:
-                a = np.stack(b_list_s).astype(np.float32)
-            else:
-                a = (np.stack(b_list_v).astype(np.float64) / np.asarray(pop.scale)).astype(np.float32)
-            return torch.as_tensor(a.reshape(batch, steps, *pop.shape))
+    def _counts(self, inputs, samples, batch: int, steps: int) -> dict:
+        """The protocol counts of the run, sample by sample (:mod:`.counts`)."""
+        prog, counter = self.program, self.counter()
+        fan = stored_fanout(prog)
+        synapse: dict = {}
+        spikes = {p.name: 0 for p in prog.populations}
+        stored = [0] * len(prog.synapses)
+        for b, (spk, _) in enumerate(samples):
+            src = {k: v[b].reshape(steps, -1).numpy() for k, v in inputs.items()}
+            src.update({k: np.asarray(a, np.float32) for k, a in spk.items()})
+            add_counts(synapse, counter.synapses({f: torch.as_tensor(src[f][None]) for f in counter.feeders}, 1, steps))
+            for p in prog.populations:
+                spikes[p.name] += int(np.sum(spk[p.name])) if p.name in spk else 0
+            for i, s in enumerate(prog.synapses):
+                stored[i] += int(round(float((src[s.src] != 0).sum(0) @ fan[i])))
+        return counter.assemble(batch, steps, synapse, spikes, stored)
 
-        outputs = {o: value(prog.pop(pn), spikes[pn], vs[pn]) for o, pn in prog.outputs.items()}
-        records = {r: value(prog.pop(r), spikes[r], vs[r]) for r in rec}
-        states = {r: value(prog.pop(r), spikes[r], vs[r], True) for r in probe_v}
-        counts = {}
-        for p in prog.populations:
-            c = {"neuron_updates": p.n * batch * steps}
-            if p.spiking:
-                c["spikes"] = int(np.sum(spikes[p.name]))
-            counts[p.name] = c
-        for s in prog.synapses:
-            src = spikes[s.src] if s.src not in prog.inputs else [xs_.reshape(steps, -1).numpy() for xs_ in inputs[s.src]]
-            fan = (np.asarray(s.weights) != 0).sum(0)
-            ev = int(sum(((np.asarray(a) != 0) @ fan).sum() for a in src))
-            c = counts.setdefault(s.name, {})
-            c["synaptic_events"] = c.get("synaptic_events", 0) + ev
-            c["dense_synops"] = c.get("dense_synops", 0) + int(s.weights.size) * batch * steps
-        return RunResult(outputs=outputs, records=records, states=states, counts=counts, target="lava", dt=prog.dt,
-                         batch=int(batch), steps=int(steps),
-                         info={"select_tag": self.select_tag, "wall_s": wall,
-                               "lag": declared_lag(prog), "processes": plan.processes()})
+    def describe(self) -> dict:
+        from .describe import describe_program
+
+        opts = {**self.program.options, "select_tag": self.select_tag, "timeout": self.timeout, "conv": self.conv,
+                "sparse_density": self.sparse_density, "sparse_min_entries": self.sparse_min_entries}
+        return describe_program(self.program, self.target, self.run_options, opts,
+                                resources={"processes": self.lowering().processes()})
 
     def save(self, path):
         return self.program.save(path)
@@ -454,17 +477,18 @@ class LavaProgram:
         return cls(LoihiProgram.load(path), select_tag, **kw)
 
 
-class LavaTarget:
-    """Target "lava": the quantized program run by Lava's own process models."""
+def _value(pop, b_list_s, b_list_v, batch, steps, as_state=False) -> torch.Tensor:
+    """(batch, steps, *shape) spikes of a spiking population, else its v in NIR units."""
+    if pop.spiking and not as_state:
+        a = np.stack(b_list_s).astype(np.float32)
+    else:
+        a = (np.stack(b_list_v).astype(np.float64) / np.asarray(pop.scale)).astype(np.float32)
+    return torch.as_tensor(a.reshape(batch, steps, *pop.shape))
 
-    name = "lava"
 
-    def compile(self, graph, hardware=None, select_tag: str = "fixed_pt", timeout: float | None = None,
-                conv: bool = True, sparse_density: float | None = SPARSE_DENSITY,
-                sparse_min_entries: int = SPARSE_MIN_ENTRIES, **options) -> LavaProgram:
-        from .emulator import EmulatorTarget
+def __getattr__(name):  # LavaTarget lives in .target (kept importable from here)
+    if name == "LavaTarget":
+        from .target import LavaTarget
 
-        prog = EmulatorTarget().compile(graph, hardware, **options)
-        prog.target = "lava"
-        return LavaProgram(prog, select_tag, timeout, conv=conv, sparse_density=sparse_density,
-                           sparse_min_entries=sparse_min_entries)
+        return LavaTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,8 @@ profile's per-core limits:
 
 * ``neurons_per_core``;
 * ``synaptic_memory_per_core``: every nonzero incoming synapse of the block's neurons
-  costs ``weight_bits`` (+ 6 delay bits when its synapse has delays) — a lower bound of
-  Loihi's synapse encoding, which also stores indices;
+  costs the profile's ``weight_bits`` (+ ``delay_bits`` when its synapse has delays) — a
+  lower bound of Loihi's synapse encoding, which also stores indices;
 * ``max_fanin_axons_per_core``: distinct source neurons with a nonzero synapse into the
   block (input axons);
 * ``max_fanout_axons_per_core``: distinct destination cores the block's spikes go to.
@@ -26,11 +26,8 @@ import numpy as np
 from ...errors import FitError
 from .program import LoihiProgram
 
-DELAY_BITS = 6
-
-
 NEED = ["neurons_per_core", "synaptic_memory_per_core", "max_fanin_axons_per_core", "max_fanout_axons_per_core",
-        "cores_per_chip"]
+        "cores_per_chip", "weight_bits"]
 
 
 def _profile(hardware):
@@ -44,25 +41,24 @@ def has_core_limits(hardware) -> bool:
     return all(k in prof for k in NEED)
 
 
-def _limits(hardware) -> dict:
+def _limits(hardware, delays: bool = False) -> dict:
     prof = _profile(hardware)
-    need = NEED
+    need = NEED + (["delay_bits"] if delays else [])
     missing = [k for k in need if k not in prof]
     if missing:
         raise FitError(f"hardware profile '{prof.name}' lacks {', '.join(missing)}: cannot map onto cores")
     lim = {k: int(prof.si(k)) for k in need}
-    lim["weight_bits"] = int(prof.si("weight_bits")) if "weight_bits" in prof else 8
     lim["profile"] = prof.name
     return lim
 
 
-def _incoming(program: LoihiProgram, pop) -> tuple[np.ndarray, np.ndarray]:
+def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per neuron: synapse bits; and the (n, total_src) nonzero mask of its inputs."""
     bits = np.zeros(pop.n, np.int64)
     masks = []
     for s in program.incoming(pop.name):
         nz = np.asarray(s.weights) != 0
-        per = 8 + (DELAY_BITS if s.delays is not None else 0)
+        per = lim["weight_bits"] + (lim["delay_bits"] if s.delays is not None else 0)
         bits += nz.sum(1) * per
         masks.append(nz)
     mask = np.concatenate(masks, 1) if masks else np.zeros((pop.n, 0), bool)
@@ -79,13 +75,12 @@ def _block_stats(bits, mask, k):
 
 
 def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = None) -> dict:
-    lim = _limits(hardware)
+    lim = _limits(hardware, delays=any(s.delays is not None for s in program.synapses))
     mem_bits = lim["synaptic_memory_per_core"] * 8
     layers, assign = {}, {}
     core = 0
     for pop in program.populations:
-        bits, mask = _incoming(program, pop)
-        bits = bits * lim["weight_bits"] // 8  # scale if the profile's weight width differs
+        bits, mask = _incoming(program, pop, lim)
         if bits.max(initial=0) > mem_bits:
             raise FitError(
                 f"population '{pop.name}': one neuron needs {int(bits.max())} bits of synapses, more than a core's "

@@ -1,6 +1,6 @@
 """The Loihi 2 Program: integer parameters of Lava's fixed-point LIF and Dense models.
 
-A Program is a set of *populations* (one Lava ``LIF`` process each) and *synapses* (one
+A Program is pure data (running it is :mod:`.emulator`'s and :mod:`.lava`'s job): a set of *populations* (one Lava ``LIF`` process each) and *synapses* (one
 Lava ``Dense`` / ``DelayDense`` process each, or ``Sparse`` / ``DelaySparse`` / ``Conv``,
 which compute the same integers: see :func:`.lava.lower`) between them, plus the network
 inputs. It is
@@ -13,7 +13,7 @@ what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.la
   ``bias_mant`` (13-bit signed) with ``bias_exp`` (``bias = bias_mant << bias_exp``);
 * synapse: ``weights`` (n_dst, n_src) 8-bit mantissas as Lava stores them (mixed sign:
   even values in [-256, 254]), ``weight_exp`` (accumulated input shifted by it), optional
-  ``delays`` (n_dst, n_src) in extra steps (0..62) for ``DelayDense``, and optional
+  ``delays`` (n_dst, n_src) in extra steps (0..the profile's ``max_delay``) for ``DelayDense``, and optional
   ``conv`` geometry when the matrix is exactly a 2-D convolution of the source (see
   :func:`conv_kernel`; the Lava lowering then uses ``lava.proc.conv`` instead of the
   unrolled matrix). ``weights`` always holds the full matrix: the emulator, netx and the
@@ -22,6 +22,11 @@ what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.la
 Float twins (``*_f``) hold the same quantities *before* rounding, in the same units; they
 are what Lava's ``floating_pt`` models run. ``scale`` (per neuron) converts membrane
 potentials back to NIR units: ``v_nir = v_int / scale``.
+
+The Program keeps the NIR ``graph`` it was quantized from (its counts are keyed by that
+graph's nodes, docs/protocol.md) and ``hardware``: the profile constants it was compiled
+against ({"profile", "weight_bits", "state_bits", "delay_bits", "max_delay"}, those the
+profile has). ``save`` writes ``graph.nir`` beside ``program.json`` / ``program.npz``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import numpy as np
 
 from ...errors import InputError
 
-FORMAT_VERSION = 1
+#: version 2: the NIR graph (graph.nir) and the hardware constants are saved with the program
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -98,6 +104,8 @@ class LoihiProgram:
     options: dict[str, Any] = field(default_factory=dict)
     mapping: dict[str, Any] | None = None
     target: str = "loihi2-emu"
+    graph: Any = None  # the NIR Graph quantized into this program (None for hand-built programs)
+    hardware: dict[str, Any] = field(default_factory=dict)  # profile constants compiled against
 
     # --- lookup -----------------------------------------------------------------------
     def pop(self, name: str) -> Population:
@@ -114,10 +122,6 @@ class LoihiProgram:
     def incoming(self, pop: str) -> list[Synapse]:
         return [s for s in self.synapses if s.dst == pop]
 
-    # --- run --------------------------------------------------------------------------
-    def run(self, x, record=None, record_states: bool = False, progress=None, device=None, **kw):
-        from .emulator import run_program
-
         return run_program(self, x, record=record, record_states=record_states, progress=progress,
                            device=device, **kw)
 
@@ -127,7 +131,8 @@ class LoihiProgram:
             "format": "neurodeploy.loihi2.program", "version": FORMAT_VERSION,
             "dt": self.dt, "inputs": {k: list(v) for k, v in self.inputs.items()},
             "outputs": self.outputs, "report": self.report, "options": self.options,
-            "mapping": self.mapping, "populations": [], "synapses": [],
+            "mapping": self.mapping, "hardware": self.hardware, "target": self.target,
+            "reset": self.graph.reset if self.graph is not None else None, "populations": [], "synapses": [],
         }
         arrays: dict[str, np.ndarray] = {}
         for i, p in enumerate(self.populations):
@@ -151,12 +156,16 @@ class LoihiProgram:
         return meta, arrays
 
     def save(self, path) -> Path:
-        """Write ``program.json`` + ``program.npz`` into directory ``path`` (atomically)."""
+        """Write ``program.json`` + ``program.npz`` (+ ``graph.nir``) into directory ``path``
+        (each file atomically)."""
+        from ...graph import save as save_graph
         from ...graph.io import write_json, write_npz
 
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         meta, arrays = self.to_arrays()
+        if self.graph is not None:
+            save_graph(self.graph, d / "graph.nir")
         write_npz(d / "program.npz", arrays)
         write_json(d / "program.json", meta, indent=1, default=_jsonable)
         return d
@@ -173,6 +182,9 @@ class LoihiProgram:
             raise InputError(f"{d}: unreadable Loihi program ({exc})") from None
         if meta.get("format") != "neurodeploy.loihi2.program":
             raise InputError(f"{d}/program.json: not a neurodeploy Loihi 2 program")
+        if meta.get("version") != FORMAT_VERSION:
+            raise InputError(f"{d}/program.json: Loihi program format version {meta.get('version')}, this version "
+                             f"reads {FORMAT_VERSION} (programs now keep their NIR graph): re-compile the model")
         pops = []
         for i, pd in enumerate(meta["populations"]):
             pd = dict(pd)
@@ -187,11 +199,55 @@ class LoihiProgram:
                                 conv=_conv_meta(sd.get("conv"))))
         return cls(dt=float(meta["dt"]), inputs={k: tuple(v) for k, v in meta["inputs"].items()},
                    populations=pops, synapses=syns, outputs=dict(meta["outputs"]), report=meta.get("report", {}),
-                   options=meta.get("options", {}), mapping=meta.get("mapping"))
+                   options=meta.get("options", {}), mapping=meta.get("mapping"), target=meta.get("target", "loihi2-emu"),
+                   graph=_load_graph(d, meta), hardware=dict(meta.get("hardware") or {}))
 
     def __repr__(self) -> str:
         return (f"LoihiProgram({len(self.populations)} populations, {len(self.synapses)} synapses, "
                 f"{sum(p.n for p in self.populations)} neurons, dt={self.dt:g} s)")
+
+
+def _load_graph(d: Path, meta: dict):
+    if not (d / "graph.nir").exists():
+        return None  # a hand-built program saved without a graph
+    from ...graph import load
+
+    return load(d / "graph.nir", dt=float(meta["dt"]), reset=meta.get("reset") or "zero")
+
+
+def hardware_constant(program: LoihiProgram, key: str, why: str) -> int:
+    """``program.hardware[key]`` (a profile constant), or an InputError naming it."""
+    if key not in program.hardware:
+        prof = program.hardware.get("profile")
+        where = f"hardware profile '{prof}'" if prof else "this program (built without a hardware profile)"
+        raise InputError(f"{where} has no {key}: needed for {why}")
+    return int(program.hardware[key])
+
+
+def lags(program: LoihiProgram) -> dict[str, int | None]:
+    """Steps by which each population lags the NIR reference (None if paths disagree)."""
+    order = {p.name: i for i, p in enumerate(program.populations)}
+    lag: dict[str, set] = {i: {0} for i in program.inputs}
+    for p in program.populations:
+        s: set = set()
+        for syn in program.incoming(p.name):
+            if syn.src in program.inputs or order[syn.src] < order[p.name]:
+                s |= {x + 1 for x in lag.get(syn.src, {None}) if x is not None}
+        lag[p.name] = s or {None}
+    return {k: (next(iter(v)) if len(v) == 1 else None) for k, v in lag.items() if k not in program.inputs}
+
+
+def declared_lag(program: LoihiProgram) -> dict[str, int | None]:
+    """``RunResult.info["lag"]`` and ``describe()["lag"]`` of the Loihi targets: the steps by
+    which every Output node (None when paths of different length meet) and every neuron node
+    (when defined) trails the NIR reference — one step per synapse on the path (Lava's Dense
+    sends at t+1 what it accumulated at t). The per-layer entries keep
+    :func:`neurodeploy.measure.compare.declared_lag` right where NIR's own synaptic depth
+    differs from the Dense count (several linear nodes folded into one synapse)."""
+    lg = lags(program)
+    out: dict[str, int | None] = {o: lg.get(pn) for o, pn in program.outputs.items()}
+    out.update({k: v for k, v in lg.items() if v is not None and k not in out})
+    return out
 
 
 CONV_KEYS = ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups")

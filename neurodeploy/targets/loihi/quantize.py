@@ -25,7 +25,7 @@ exponent that holds its weights. Non-spiking readouts get ``vth = 2^17 − 1`` a
 
 Every chain of linear nodes (Affine, Linear, Conv1d/2d, SumPool2d, AvgPool2d, Flatten,
 Scale, Delay) between two neuron nodes (or an Input and a neuron node) is folded into one
-dense weight matrix per delay; NIR Delay nodes become DelayDense delays (0..62 steps).
+dense weight matrix per delay; NIR Delay nodes become DelayDense delays (0..the profile's ``max_delay`` steps).
 When such a chain is a convolution (Conv1d/Conv2d, SumPool2d/AvgPool2d and Flatten in a
 row) and the quantized matrix is exactly the unrolled convolution, the synapse also keeps
 the geometry (``Synapse.conv``) so that the Lava lowering can use Lava's ``Conv`` process.
@@ -51,7 +51,6 @@ BIAS_MANT_MAX = 4095
 BIAS_MANT_MIN = -4096
 BIAS_EXP = 6  # as lava-dl netx uses for every CUBA neuron (bias_mant << 6)
 WEIGHT_EXP_RANGE = (-8, 7)
-MAX_DELAY = 62
 WMAX = 254  # largest |mantissa| representable in every sign mode
 
 LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten, nir.Scale)
@@ -379,9 +378,28 @@ def _neuron_model(graph, name: str):
                 leak=leak, spiking=spiking, theta=theta, report=rep)
 
 
-def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13) -> LoihiProgram:
+def _delay_steps(graph, max_delay: int | None, profile: str) -> dict[str, np.ndarray]:
+    """Steps of every Delay node, checked against the profile's ``max_delay``."""
+    step_of = {}
+    for n in graph.order:
+        if isinstance(graph.nodes[n], nir.Delay):
+            d = np.rint(np.asarray(graph.nodes[n].delay, np.float64) / graph.dt).astype(np.int64)
+            if max_delay is None:
+                raise UnsupportedError(f"node '{n}' (Delay): hardware profile '{profile}' has no max_delay, "
+                                       "so synaptic delays cannot be checked")
+            if d.max(initial=0) > max_delay:
+                raise UnsupportedError(f"node '{n}' (Delay): {int(d.max())} steps > {max_delay}, the maximum "
+                                       f"synaptic delay of hardware profile '{profile}' (max_delay)")
+            step_of[n] = d
+    return step_of
+
+
+def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13,
+             max_delay: int | None = None, profile: str = "") -> LoihiProgram:
     """Quantize ``graph`` for Loihi 2. ``weight_exp``: "auto" (per-synapse exponent for the
     most precision) or "zero" (exponent 0 everywhere, as lava-dl netx files need).
+    ``max_delay``: the hardware profile's (``profile``) longest synaptic delay in steps
+    (needed only when the graph has Delay nodes).
     ``vth``: force the threshold mantissa of every spiking population (otherwise a graph
     metadata entry ``loihi_vth:<node>``, as the netx frontend writes, fixes it per node)."""
     if weight_exp not in ("auto", "zero"):
@@ -393,13 +411,7 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
         node = graph.nodes[n]
         if isinstance(node, nir.Threshold):
             raise UnsupportedError(f"node '{n}' (Threshold): a stateless threshold has no Loihi LIF equivalent")
-    step_of = {}
-    for n in graph.order:
-        if isinstance(graph.nodes[n], nir.Delay):
-            d = np.rint(np.asarray(graph.nodes[n].delay, np.float64) / graph.dt).astype(np.int64)
-            if d.max(initial=0) > MAX_DELAY:
-                raise UnsupportedError(f"node '{n}' (Delay): {int(d.max())} steps > {MAX_DELAY}, the Loihi 2 maximum")
-            step_of[n] = d
+    step_of = _delay_steps(graph, max_delay, profile)
     # ---- fold linear chains ----------------------------------------------------------
     sources = list(graph.inputs) + neurons
     incoming: dict[str, list] = {n: [] for n in neurons}
