@@ -151,7 +151,7 @@ def _xbar_description(prog, graph) -> dict:
     objects while RRAMProgram.describe() does not report it yet."""
     d = prog.describe() if hasattr(prog, "describe") else {"target": "rram"}
     if not d.get("crossbars"):
-        d["crossbars"] = {n: {"rows": b.in_features, "cols": b.out_features * b.slices, "row_tiles": b.row_tiles,
+        d["crossbars"] = {n: {"rows": b.in_features, "cols": 2 * b.out_features * b.slices, "row_tiles": b.row_tiles,
                               "col_tiles": b.col_tiles, "tiles": b.tiles, "cells_per_weight": 2 * b.slices,
                               "reads_per_step": int(np.prod(graph.shapes[n][1:])) if len(graph.shapes[n]) > 1 else 1}
                           for n, b in prog.crossbars.items()}
@@ -177,9 +177,10 @@ def test_rram_energy_is_hand_sum_of_counted_crossbar_events(rng):
     assert prof.si("static_power") == 0
     e = estimate_energy(r, prof, desc, graph=g)
     assert e["total_J"] == pytest.approx(expected, rel=1e-12)
-    # one read per step per node (dense), one row tile: read + the tile's columns on one ADC
+    # one read per step per node (dense), one tile: the read, then one conversion per output on one ADC
     lat = estimate_latency(r, prof, desc, graph=g)
-    step = sum(prof.si("time_array_read") + xb["cols"] * prof.si("time_adc_conversion") for xb in desc["crossbars"].values())
+    assert all(xb["tiles"] == 1 for xb in desc["crossbars"].values())
+    step = sum(prof.si("time_array_read") + g.shapes[n][0] * prof.si("time_adc_conversion") for n in desc["crossbars"])
     assert lat["per_step_s"] == pytest.approx(step)
 
 

@@ -14,9 +14,10 @@ description and a HardwareProfile (see docs/energy-model.md).
   (``ceil(cores / cores_per_tile)``) between ``time_barrier_sync_min`` (1 tile) and
   ``time_barrier_sync_max`` (``barrier_tiles_max`` tiles).
 * **RRAM** (``kind = "rram"``): from ``description["crossbars"]``: each synapse node is
-  ``reads_per_step`` crossbar reads per step (its tiles in parallel), each followed by the
-  conversions of a tile's ``ceil(cols / col_tiles)`` columns on one ADC per array; nodes run
-  one after another. A run without that geometry gets one UnsupportedError.
+  ``reads_per_step`` crossbar reads per step (its tiles in parallel), each followed by one
+  conversion per differential pair of a tile's bit lines (``ceil(cols / 2 / col_tiles)``,
+  as the target counts ``adc_conversions``) on one ADC per array; nodes run one after
+  another. A run without that geometry gets one UnsupportedError.
 
 Counts are totals over samples and steps, so per-step figures are averages per sample.
 Every result names the profile constants it used with their sources and confidence.
@@ -199,7 +200,8 @@ def rram_latency(result, profile, description=None, graph=None, adcs_per_array: 
     layers, step = {}, 0.0
     for n, geo in xbars.items():
         g = _geometry(n, geo)
-        t = g["reads_per_step"] * (t_read + math.ceil(math.ceil(g["cols"] / g["col_tiles"]) / adcs_per_array) * t_adc)
+        pairs = math.ceil(g["cols"] / 2 / g["col_tiles"])  # one conversion per differential pair of bit lines
+        t = g["reads_per_step"] * (t_read + math.ceil(pairs / adcs_per_array) * t_adc)
         layers[n] = {"rows": g["rows"], "cols": g["cols"], "tiles": g["tiles"], "reads_per_step": g["reads_per_step"],
                      "time_per_step_s": t}
         step += t
@@ -209,7 +211,7 @@ def rram_latency(result, profile, description=None, graph=None, adcs_per_array: 
             "assumptions": [
                 "geometry from the program's description (crossbars: rows, cols, tiles, reads per step)",
                 "every tile of a node is read reads_per_step times per step (no skipping of all-zero inputs: upper bound)",
-                f"{adcs_per_array} ADC per array, converting a tile's columns one after another",
+                f"{adcs_per_array} ADC per array, converting a tile's differential pairs (cols / 2) one after another",
                 "tiles of a node run in parallel; nodes run one after another within a step",
                 "digital neuron updates and partial-sum accumulation across row tiles take no time (not in the profile)"]}
 
