@@ -1,12 +1,16 @@
 """RRAM (resistive-memory crossbar) target: device model → crossbar → Program, and the
 liquid state machine of Lin et al. (2025). See docs/rram.md.
 
-* :mod:`.device`: :class:`DeviceConfig` and the statistical cell model;
-* :mod:`.crossbar`: tiles, ADC/DAC, read noise, IR drop;
+* :mod:`.device`: :class:`DeviceConfig` (defaults: the ``rram_40nm`` profile) and the
+  statistical cell model;
+* :mod:`.crossbar`: tiles, ADC/DAC, read noise, IR drop, crossbar counts (the one
+  implementation, shared by :mod:`.program` and :mod:`.sparse`);
 * :mod:`.program`: :class:`RRAMTarget` (registered as target ``rram``);
-* :mod:`.lsm`: reservoirs from the random-weight generator, readouts;
+* :mod:`.reservoir`: the LSM's reservoirs from the random-weight generator;
+* :mod:`.readout`: readouts on spike-count features;
+* :mod:`.lsm`: the LSM experiment (evaluate, data, device sweep; re-exports the two above);
 * :mod:`.sparse`: fixed-fan-in reservoirs (sparse weights and their program, up to 1e6 neurons);
-* :mod:`.cli`: ``neurodeploy lsm train|eval`` and ``neurodeploy sweep``.
+* :mod:`.cli`: ``neurodeploy lsm train|eval|sweep``.
 """
 
 from .device import DeviceConfig

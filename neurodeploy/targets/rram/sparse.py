@@ -686,7 +686,7 @@ class SparseReservoirProgram:
 
     @classmethod
     def load(cls, path, device="cpu") -> "SparseReservoirProgram":
-        from .lsm import Reservoir
+        from .reservoir import Reservoir
 
         d = Path(path)
         if not (d / "program.json").exists():
