@@ -146,23 +146,11 @@ def test_mapping_for_another_profile_is_not_used(rng):
     assert estimate_latency(r, load_profile("loihi2"), desc, graph=g)["layers"][lay[0]]["cores"] == 7
 
 
-def _xbar_description(prog, graph) -> dict:
-    """The program's description; its crossbars section built from the program's Crossbar
-    objects while RRAMProgram.describe() does not report it yet."""
-    d = prog.describe() if hasattr(prog, "describe") else {"target": "rram"}
-    if not d.get("crossbars"):
-        d["crossbars"] = {n: {"rows": b.in_features, "cols": 2 * b.out_features * b.slices, "row_tiles": b.row_tiles,
-                              "col_tiles": b.col_tiles, "tiles": b.tiles, "cells_per_weight": 2 * b.slices,
-                              "reads_per_step": int(np.prod(graph.shapes[n][1:])) if len(graph.shapes[n]) > 1 else 1}
-                          for n, b in prog.crossbars.items()}
-    return d
-
-
 def _rram_run(rng):
     g, _ = _tiny(rng)
     prog = get_target("rram").compile(g, hardware=load_profile("rram_40nm"))
     x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
-    return g, prog.run(x), _xbar_description(prog, g)
+    return g, prog.run(x), prog.describe()
 
 
 def test_rram_energy_is_hand_sum_of_counted_crossbar_events(rng):
@@ -254,11 +242,11 @@ def test_loihi_target_mapping_used_for_latency(rng):
     tgt = get_target("loihi2-emu")
     g, _ = _tiny(rng)
     prog = tgt.compile(g, hardware=load_profile("loihi2"))
-    d = prog.describe() if hasattr(prog, "describe") else {"target": "loihi2-emu"}
-    mapping = d.get("mapping") or prog.mapping  # prog.mapping until LoihiProgram.describe() reports it
+    d = prog.describe()
+    mapping = d["mapping"]
     x = (rng.random((2, 6, 3)) < 0.5).astype(np.float32)
     r = prog.run(x)
-    lat = estimate_latency(r, load_profile("loihi2"), {**d, "mapping": mapping}, graph=g)
+    lat = estimate_latency(r, load_profile("loihi2"), d, graph=g)
     for lay in g.neuron_nodes():
         assert lat["layers"][lay]["cores_from"] == "mapping"
         assert lat["layers"][lay]["cores"] == mapping["layers"][lay]["cores"]

@@ -20,11 +20,6 @@ TARGETS = {"reference": None, "loihi2-emu": "loihi2", "rram": "rram_40nm"}
 NETS = {"conv-pool-dense": lambda: conv_net(3, pool=True), "dense": lambda: dense_net(4)}
 
 
-def _description(prog):
-    """The program's describe(); None while a target has not implemented it yet."""
-    return prog.describe() if callable(getattr(prog, "describe", None)) else None
-
-
 @pytest.fixture(scope="module")
 def runs():
     out = {}
@@ -33,13 +28,8 @@ def runs():
         x = spikes(5, 2, 8, g.shapes[g.inputs[0]])
         for target, hw in TARGETS.items():
             prog = get_target(target).compile(g, hardware=hw) if hw else get_target(target).compile(g)
-            out[net, target] = (g, prog.run(x), _description(prog))
+            out[net, target] = (g, prog.run(x), prog.describe())
     return out
-
-
-def _crossbar_run(g, description):
-    if not (description or {}).get("crossbars"):
-        pytest.skip("RRAMProgram.describe() reports no 'crossbars' yet")
 
 
 @pytest.mark.parametrize("profile", list_profiles())
@@ -55,8 +45,6 @@ def test_every_run_on_every_profile(runs, net, target, profile):
         assert "\n" not in msg and msg.startswith(f"hardware profile '{profile}' (kind rram)")
         assert f"the {target} run counted none" in msg
         return
-    if prof.kind == "rram":
-        _crossbar_run(g, desc)
     lat = estimate_latency(r, prof, desc, graph=g)
     e = estimate_energy(r, prof, desc, graph=g, latency=lat)
     for v in (e["total_J"], e["per_inference_J"], lat["per_step_s"], lat["per_inference_s"], lat["run_time_s"]):
@@ -83,7 +71,7 @@ def test_loihi_prices_the_same_counts_on_any_target(runs, net):
 @pytest.mark.parametrize("net", list(NETS))
 def test_rram_cell_read_term_is_the_counted_cell_reads(runs, net):
     g, r, desc = runs[net, "rram"]
-    _crossbar_run(g, desc)
+    assert desc["crossbars"], "the rram program describes its crossbars"
     e = estimate_energy(r, load_profile("rram_40nm"), desc, graph=g)
     cells = {t["layer"]: t["count"] for t in e["terms"] if t["kind"] == "cell_read"}
     assert cells == {n: c["cell_reads"] for n, c in r.counts.items() if c.get("cell_reads")}
@@ -100,7 +88,7 @@ def test_rram_cell_read_term_is_the_counted_cell_reads(runs, net):
 @pytest.mark.parametrize("net", list(NETS))
 def test_rram_latency_uses_the_described_geometry(runs, net):
     g, r, desc = runs[net, "rram"]
-    _crossbar_run(g, desc)
+    assert desc["crossbars"], "the rram program describes its crossbars"
     prof = load_profile("rram_40nm")
     lat = estimate_latency(r, prof, desc, graph=g)
     assert set(lat["layers"]) == set(desc["crossbars"]) == set(g.synapse_nodes())
@@ -112,8 +100,7 @@ def test_rram_latency_uses_the_described_geometry(runs, net):
 
 def test_loihi_mapping_from_the_description_sets_cores(runs):
     g, r, desc = runs["conv-pool-dense", "loihi2-emu"]
-    if not (desc or {}).get("mapping"):
-        pytest.skip("the Loihi program's describe() reports no 'mapping' yet")
+    assert desc["mapping"], "a program compiled for loihi2 is mapped onto cores"
     lat = estimate_latency(r, load_profile("loihi2"), desc, graph=g)
     for lay in g.neuron_nodes():
         assert lat["layers"][lay]["cores_from"] == "mapping"
