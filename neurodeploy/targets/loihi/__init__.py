@@ -1,7 +1,9 @@
 """Loihi 2 target: quantize a Graph to Lava's fixed-point LIF/Dense integers (quantize.py,
-program.py), emulate them bit-exactly in torch (emulator.py, target "loihi2-emu"), run them
-in Lava (lava.py, target "lava"), export/import lava-dl netx files (netx.py), map them onto
-cores (mapping.py). See docs/loihi.md. Nothing here imports Lava at import time."""
+program.py: pure data), emulate them bit-exactly in torch (emulator.py, target "loihi2-emu"),
+run them in Lava (lava.py, target "lava"), export/import lava-dl netx files (netx.py), map them
+onto cores (mapping.py); the Target classes are in target.py, the protocol's counts in
+counts.py and describe() in describe.py. See docs/loihi.md. Nothing here imports Lava at
+import time."""
 
 from .program import LoihiProgram, Population, Synapse
 
