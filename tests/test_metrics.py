@@ -13,7 +13,6 @@ from neurodeploy.measure.metrics import (
     accuracy,
     activation_sparsity,
     compute_metrics,
-    memory_footprint,
     neuron_updates,
     predict,
     spike_counts,
@@ -172,18 +171,17 @@ def test_accuracy_readouts():
         predict(rv.output, "votes")
 
 
-def test_memory_footprint_reference():
+def test_memory_in_the_reference_description():
     n = 2
     cuba = nir.CubaLIF(tau_syn=f32([0.005] * n), tau_mem=f32([0.01] * n), r=f32([1] * n), v_leak=f32([0] * n),
                        v_threshold=f32([1] * n), v_reset=f32([0] * n), w_in=f32([1] * n))
     g = load(chain(nir.Input(np.array([3])), nir.Affine(weight=W, bias=f32([0.1, 0.2])), cuba, nir.Output(np.array([2])), dt=1e-3))
     prog = get_target("reference").compile(g)
-    m = memory_footprint(prog)
+    m = prog.describe()["memory"]
     assert m["weights"] == 6 + 2  # weights + biases
     assert m["state_vars"] == 2 * 2  # CubaLIF: v and i
     assert m["total_bytes"] == (8 + 4) * 4
-    prog64 = get_target("reference").compile(g, dtype="float64")
-    assert memory_footprint(prog64)["total_bytes"] == (8 + 4) * 8
+    assert get_target("reference").compile(g, dtype="float64").describe()["memory"]["total_bytes"] == (8 + 4) * 8
 
 
 def test_compute_metrics_bundle(rng):
@@ -199,12 +197,12 @@ def test_compute_metrics_bundle(rng):
     assert m2["accuracy"] == pytest.approx(float(((y + 1) % 2 == y).mean()))
 
 
-def test_memory_footprint_loihi_rule():
+def test_memory_in_the_loihi_description():
     """Loihi programs: 8-bit weights (1 byte) and 24-bit state variables (3 bytes)."""
     tgt = get_target("loihi2-emu")
     g = _graph(W * 3)
     prog = tgt.compile(g)
-    m = memory_footprint(prog, g)
+    m = prog.describe()["memory"]
     assert m["bytes_per_weight"] == 1 and m["bytes_per_state_var"] == 3
     assert m["weights"] == W.size and m["state_vars"] == 2
     assert m["total_bytes"] == W.size * 1 + 2 * 3

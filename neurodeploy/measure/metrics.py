@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..graph.fanout import fanout
 
 READOUTS = ("spikes", "membrane", "auto")
 
@@ -29,11 +30,33 @@ def is_binary(output: torch.Tensor) -> bool:
     return bool(((output == 0) | (output == 1)).all())
 
 
+def check_labels(labels, classes: int | None, where: str = "labels") -> np.ndarray:
+    """Labels as int64: whole numbers (an integer array, or floats equal to integers) in
+    [0, classes). Anything else is an InputError naming the first offending sample."""
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iub" and y.dtype.kind != "f":
+        raise InputError(f"{where}: labels 'y' must be integer class indices, got dtype {y.dtype}")
+    y = y.reshape(-1)
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if bad.size:
+            raise InputError(f"{where}: labels 'y' must be integer class indices; sample {bad[0]} has {y[bad[0]]!r}")
+    yi = y.astype(np.int64)
+    hi = classes if classes is not None else None
+    bad = np.flatnonzero((yi < 0) | (yi >= hi if hi is not None else False))
+    if bad.size:
+        raise InputError(f"{where}: label {yi[bad[0]]} of sample {bad[0]} is out of range: the model's output has "
+                         f"{hi} classes (labels 0..{hi - 1})" if hi is not None else
+                         f"{where}: label {yi[bad[0]]} of sample {bad[0]} is negative")
+    return yi
+
+
 def accuracy(result, labels, readout: str = "auto") -> float:
     """Fraction of samples whose predicted class equals the label. ``auto`` reads spike
     counts when the output is binary and the membrane maximum otherwise."""
     out = result.output if hasattr(result, "output") else result
-    y = np.asarray(labels).reshape(-1)
+    classes = int(np.prod(out.shape[2:])) if out.ndim >= 3 else None
+    y = check_labels(labels, classes)
     if len(y) != out.shape[0]:
         raise InputError(f"{len(y)} labels for {out.shape[0]} samples")
     if readout == "auto":
@@ -50,8 +73,6 @@ def accuracy(result, labels, readout: str = "auto") -> float:
 
 #: NIR node types whose output is a binary spike train
 _SPIKING = ("IF", "LIF", "CubaLIF", "Threshold")
-#: state variables (membrane v, synaptic current i) of each neuron type
-STATE_VARS = {"I": 1, "IF": 1, "LI": 1, "LIF": 1, "CubaLI": 2, "CubaLIF": 2}
 
 
 def _per(result) -> int:
@@ -142,26 +163,6 @@ def _source_values(result, graph, node, inputs):
     return x
 
 
-def _nonzero_fanout(node, in_shape) -> torch.Tensor:
-    """Per input element: the number of nonzero-weight connections it feeds (NeuroBench's
-    binarized-layer rule)."""
-    import nir
-    import torch.nn.functional as F
-
-    w = torch.as_tensor(np.asarray(node.weight) != 0, dtype=torch.float64)
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        return w.sum(0)
-    from ..graph.normalize import _pair
-
-    nd = 1 if isinstance(node, nir.Conv1d) else 2
-    pad = node.padding if isinstance(node.padding, str) else _pair(node.padding, nd)
-    x = torch.ones((1, *in_shape), dtype=torch.float64, requires_grad=True)
-    fn = F.conv1d if nd == 1 else F.conv2d
-    y = fn(x, w, None, stride=_pair(node.stride, nd), padding=pad, dilation=_pair(node.dilation, nd), groups=int(node.groups))
-    (g,) = torch.autograd.grad(y.sum(), x)
-    return g[0].detach()
-
-
 def _binary_source(graph, node) -> bool | None:
     """Whether ``node``'s input is a spike train, judged from the graph structure."""
     seen = set()
@@ -214,7 +215,7 @@ def synaptic_ops(result, graph=None, inputs=None) -> dict:
             x = _source_values(result, graph, n, inputs)
             if x is not None:
                 binary = bool(((x == 0) | (x == 1) | (x == -1)).all())
-                fan = _nonzero_fanout(graph.nodes[n], graph.input_shape(n)).to(torch.float64)
+                fan = fanout(graph.nodes[n], graph.input_shape(n), nonzero_only=True)
                 effective = float(((x != 0).to(torch.float64) * fan).sum())
                 method = "exact"
             else:
@@ -248,77 +249,6 @@ def neuron_updates(result) -> dict:
         layers[n] = d
     total = sum(d["updates"] for d in layers.values())
     return {"total": total, "per_sample": total / max(result.batch, 1), "layers": layers}
-
-
-def memory_footprint(program, graph=None, *, weight_bytes: float | None = None, state_bytes: float | None = None) -> dict:
-    """Bytes a compiled Program needs: synaptic weights (and biases) plus neuron state.
-
-    A Program may report its own (``program.memory_footprint()`` returning a dict with
-    ``weights_bytes`` and ``state_bytes``); that is used as is. Otherwise it is computed
-    from the Program's graph: every weight/bias element × ``weight_bytes`` and every neuron
-    state variable (v, and i for Cuba models) × ``state_bytes``. Defaults: the element size
-    of the Program's dtype (float32: 4) for float targets; Loihi targets 1 byte per weight
-    (8-bit mantissa) and 3 bytes per state variable (24-bit); RRAM targets the float dtype
-    for both, plus ``cells`` = 2 per weight (differential pair) for the crossbar."""
-    fn = getattr(program, "memory_footprint", None)
-    if callable(fn):
-        d = dict(fn())
-        d.setdefault("total_bytes", d.get("weights_bytes", 0) + d.get("state_bytes", 0))
-        d.setdefault("method", "reported by the program")
-        return d
-    graph = getattr(program, "graph", None) or graph
-    if graph is None:
-        raise InputError("memory_footprint: the program has no graph; pass graph=")
-    import nir
-
-    from ..graph.graph import NEURON_TYPES, SYNAPSE_TYPES
-
-    target = str(getattr(program, "target", ""))
-    dtype = getattr(program, "dtype", torch.float32)
-    itemsize = torch.tensor([], dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else 4
-    extra = {}
-    if target.startswith("loihi") or target == "lava":
-        wb, sb = 1.0, 3.0
-        method = "graph: 8-bit weights, 24-bit neuron state (Loihi fixed point)"
-    elif target == "rram":
-        wb, sb = float(itemsize), float(itemsize)
-        method = (f"graph: weights in the program dtype ({itemsize} bytes; on the crossbar each weight is a differential "
-                  "pair of cells, counted in 'cells'), digital neuron state in the program dtype")
-    else:
-        wb, sb = float(itemsize), float(itemsize)
-        method = f"graph: {itemsize}-byte weights and state"
-    wb = wb if weight_bytes is None else float(weight_bytes)
-    sb = sb if state_bytes is None else float(state_bytes)
-    weights = 0
-    states = 0
-    layers = {}
-    for n in graph.order:
-        node = graph.nodes[n]
-        w = s = 0
-        if isinstance(node, SYNAPSE_TYPES):
-            w = int(np.asarray(node.weight).size)
-            if isinstance(node, (nir.Affine, nir.Conv1d, nir.Conv2d)):
-                w += int(np.asarray(node.bias).size)
-        if isinstance(node, NEURON_TYPES):
-            s = int(np.prod(graph.shapes[n])) * STATE_VARS.get(type(node).__name__, 1)
-        if w or s:
-            layers[n] = {"weights": w, "state_vars": s, "bytes": w * wb + s * sb}
-        weights += w
-        states += s
-    if target == "rram":
-        extra["cells"] = 2 * sum(int(np.asarray(graph.nodes[n].weight).size) for n in graph.order if isinstance(graph.nodes[n], SYNAPSE_TYPES))
-    return {
-        "weights": weights,
-        "state_vars": states,
-        "weights_bytes": weights * wb,
-        "state_bytes": states * sb,
-        "total_bytes": weights * wb + states * sb,
-        "bytes_per_weight": wb,
-        "bytes_per_state_var": sb,
-        "method": method,
-        "layers": layers,
-        **extra,
-    }
 
 
 def resolve_readout(result, readout: str) -> str:
