@@ -42,7 +42,7 @@ def test_lag_is_applied_and_shown(rng):
     a = _spikes(rng, (2, 10, 4))
     lagged = np.concatenate([np.zeros_like(a[:, :1]), a[:, :-1]], 1)  # target delivers one step late
     ref = _result({"a": a})
-    ag = agreement(ref, _result({"a": lagged}, info={"lag_steps": 1}))
+    ag = agreement(ref, _result({"a": lagged}, info={"lag": 1}))
     assert ag["lag"] == 1 and ag["layers"]["a"]["lag"] == 1
     assert ag["spike_match"] == 1.0 and ag["first_divergence"] is None
     assert ag["layers"]["a"]["compared_steps"] == 9
@@ -50,8 +50,8 @@ def test_lag_is_applied_and_shown(rng):
     ag0 = agreement(ref, _result({"a": lagged}))
     assert ag0["lag"] == 0 and ag0["spike_match"] < 1.0 and ag0["first_divergence"] is not None
     # per-layer lag dict
-    ag2 = agreement(_result({"a": a, "b": a}), _result({"a": a, "b": lagged}, info={"lag_steps": {"b": 1}}))
-    assert ag2["lag"] == {"b": 1} and ag2["spike_match"] == 1.0
+    ag2 = agreement(_result({"a": a, "b": a}), _result({"a": a, "b": lagged}, info={"lag": {"a": 0, "b": 1}}))
+    assert ag2["lag"] == {"a": 0, "b": 1} and ag2["spike_match"] == 1.0
 
 
 def test_first_divergence_and_match_fraction(rng):
@@ -87,7 +87,7 @@ def test_declared_output_lag_extends_by_synaptic_depth(rng):
     assert lag == {g.outputs[0]: 5} and f"({n1}, {n2}) compared without lag" in rule
     lag, rule = declared_lag({"lag": {g.outputs[0]: 5, n1: 3, n2: 4}}, g, [n1, n2])  # every layer declared
     assert lag == {g.outputs[0]: 5, n1: 3, n2: 4} and rule == "declared per layer (info.lag)"
-    assert declared_lag({"lag_steps": 1}, g, [n1])[0] == 1
+    assert declared_lag({"lag": 1}, g, [n1])[0] == 1
     assert declared_lag({}, g, [n1]) == (0, "no lag declared")
 
 
@@ -193,10 +193,10 @@ def test_relative_lag_between_two_lagged_runs(rng):
     a = _spikes(rng, (2, 10, 4))
     lagged = np.concatenate([np.zeros_like(a[:, :1]), a[:, :-1]], 1)
     # both runs lag by one step: their difference is 0 and they agree exactly
-    ag = agreement(_result({"a": lagged}, info={"lag_steps": 1}), _result({"a": lagged}, info={"lag_steps": 1}))
+    ag = agreement(_result({"a": lagged}, info={"lag": 1}), _result({"a": lagged}, info={"lag": 1}))
     assert ag["lag"] == 0 and ag["spike_match"] == 1.0
     # the lagged run used as reference for an unlagged one: lag -1
-    ag = agreement(_result({"a": lagged}, info={"lag_steps": 1}), _result({"a": a}))
+    ag = agreement(_result({"a": lagged}, info={"lag": 1}), _result({"a": a}))
     assert ag["lag"] == -1 and ag["spike_match"] == 1.0 and ag["layers"]["a"]["compared_steps"] == 9
 
 

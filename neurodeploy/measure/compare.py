@@ -2,7 +2,8 @@
 
 Spike trains are compared per recorded spiking node after shifting the target by its
 declared lag: Lava's Dense delivers at t+1 what it computed at t, so a target whose
-``RunResult.info["lag_steps"]`` is L (an int for all nodes, or ``{node: L}``) is compared as
+``RunResult.info["lag"]`` (the same dict as ``Program.describe()["lag"]``) gives node n a lag
+of L is compared as
 ``target[:, t + L]`` against ``reference[:, t]`` over the steps both cover. The lag is part
 of the result (``lag``), never applied silently.
 """
@@ -28,18 +29,13 @@ def synaptic_depth(graph) -> dict[str, int]:
 
 
 def declared_lag(info: dict, graph=None, layers=()) -> tuple[int | dict, str]:
-    """The lag a target declares: ``info["lag_steps"]`` (int for every node, or {node: int}).
+    """The lag a target declares in ``info["lag"]`` ({node: steps}, or one int for every node).
 
-    A target that declares only its outputs' lag (``info["lag"] = {output: steps}``) gets
+    A target that declares only some nodes' lag (its outputs', say) gets
     per-layer lags from the graph's synaptic depth, used only when they agree with every
     declared output lag; otherwise the declared output lags are used and other layers get
     0. The returned text says which rule applied."""
     info = info or {}
-    if "lag_steps" in info:
-        lag = info["lag_steps"]
-        if isinstance(lag, dict):
-            return {str(k): int(v or 0) for k, v in lag.items()}, "declared per layer (info.lag_steps)"
-        return int(lag or 0), "declared (info.lag_steps)"
     lag = info.get("lag")
     if lag is None:
         return 0, "no lag declared"
