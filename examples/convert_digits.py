@@ -44,7 +44,7 @@ def _run(conv, x, y, target, profile):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = conv.run(x, target=target, program=prog)
-    e = estimate_energy(res, hw, conv.graph, mapping=getattr(prog, "mapping", None))
+    e = estimate_energy(res, hw, prog.describe(), conv.graph)
     return {"accuracy": _acc(conv, res, y), "synaptic_events_per_sample": _events(res),
             "spikes_per_sample": sum(c.get("spikes", 0) for c in res.counts.values()) / res.batch,
             "energy_per_inference_J": e["per_inference_J"], "dynamic_energy_per_inference_J": e["dynamic_per_inference_J"],

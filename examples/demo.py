@@ -27,7 +27,8 @@ import neurodeploy.graph as G
 from neurodeploy.data import digits_spikes
 from neurodeploy.graph.summary import summarize
 from neurodeploy.measure.cli import _print_summary
-from neurodeploy.measure.report import compare_runs, render_html, write_report
+from neurodeploy.measure.html import render_html
+from neurodeploy.measure.report import compare_runs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "models" / "digits_snn.nir"

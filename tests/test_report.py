@@ -75,7 +75,7 @@ def test_profile_reference_digits(digits_files, tmp_path, capsys):
     r = get_target("reference").compile(g).run(x)
     assert e["metrics"]["accuracy"] == pytest.approx(accuracy(r, y, "spikes"))
     assert e["metrics"]["spikes"]["total"] == r.total("spikes")
-    en = estimate_energy(r, load_profile("loihi2"), g)
+    en = estimate_energy(r, load_profile("loihi2"), get_target("reference").compile(g).describe(), g)
     assert e["energy"]["total_J"] == pytest.approx(en["total_J"], rel=1e-9)
     assert e["energy"]["per_inference_J"] == pytest.approx(en["total_J"] / 40, rel=1e-9)
     assert e["latency"]["model"] == "loihi" and e["latency"]["per_step_s"] > 0
@@ -213,12 +213,12 @@ def test_report_overwrite_is_atomic(digits_files, tmp_path, capsys, monkeypatch)
     out = tmp_path / "o"
     assert main(["--quiet", "profile", str(model), "--input", str(data), "-o", str(out)]) == 0
     before = (out / "report.json").read_bytes()
-    import neurodeploy.measure.report as report
+    import neurodeploy.measure.html as html
 
     def boom(*a, **k):
         raise InputError("render failed")
 
-    monkeypatch.setattr(report, "render_html", boom)
+    monkeypatch.setattr(html, "render_html", boom)
     assert main(["--quiet", "profile", str(model), "--input", str(data), "-o", str(out), "--readout", "membrane"]) == 2
     assert (out / "report.json").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]

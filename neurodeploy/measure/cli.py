@@ -30,8 +30,10 @@ def _parse_hardware_map(text: Optional[str]) -> dict:
 
 
 def _readout(readout: str) -> str:
-    if readout not in ("spikes", "membrane", "auto"):
-        raise InputError(f"--readout must be spikes, membrane or auto, got {readout!r}")
+    from .metrics import READOUTS
+
+    if readout not in READOUTS:
+        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got {readout!r}")
     return readout
 
 
@@ -93,7 +95,8 @@ def _finish(report: dict, results: dict, output, as_json: bool) -> None:
     """Write the report files (when ``output`` is given), then print the JSON summary or
     the table."""
     from .. import cli as _cli
-    from .report import render_html, write_report
+    from .html import render_html
+    from .report import write_report
 
     if output is not None:
         write_report(output, report, render_html(report, results))

@@ -12,7 +12,7 @@ import math
 import sys
 
 SCHEMA_ID = "neurodeploy.report"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 _num = {"type": "number"}
 _num_or_null = {"type": ["number", "null"]}
@@ -66,9 +66,24 @@ SCHEMA: dict = {
         "targets": {"type": "array", "items": {"$ref": "#/definitions/target"}},
         "reference": {"type": ["string", "null"]},
         "summary": {"type": "array", "items": {"$ref": "#/definitions/summary_row"}},
+        "diagnostics": {"type": "array", "items": {"$ref": "#/definitions/diagnostic"}},
     },
     "definitions": {
         "constant": _constant,
+        "diagnostic": {
+            "type": "object", "required": ["code", "node", "message"],
+            "properties": {"code": _str, "node": _str, "message": _str},
+        },
+        "description": {  # Program.describe(), docs/protocol.md
+            "type": "object",
+            "required": ["target", "dt", "lag", "quantization", "mapping", "resources", "memory", "calibration",
+                         "crossbars", "run_options", "compile_options"],
+            "properties": {
+                "target": _str, "dt": _num_or_null, "lag": {"type": "object"},
+                "run_options": {"type": "object", "additionalProperties": _str},
+                "compile_options": {"type": "object"},
+            },
+        },
         "target": {
             "type": "object",
             "required": ["target", "status"],
@@ -83,6 +98,8 @@ SCHEMA: dict = {
                 "memory": {"type": ["object", "null"]},
                 "quantization": {"type": ["object", "null"]},
                 "mapping": {"type": ["object", "null"]},
+                "description": {"$ref": "#/definitions/description"},
+                "diagnostics": {"type": "array", "items": {"$ref": "#/definitions/diagnostic"}},
                 "info": {"type": "object"},
                 "agreement": {"anyOf": [{"type": "null"}, {"$ref": "#/definitions/agreement"}]},
             },
