@@ -113,25 +113,25 @@ def _load(context: dict):
 
 
 def compile_args(params: dict, seed: int, context: dict) -> tuple[str, Any, dict]:
-    """(target, hardware profile, compile options) of one grid point and seed."""
-    from .hardware import load_profile
-    from .measure.report import DEFAULT_HARDWARE
-    from .testing.session import fits, takes_option
+    """(target, hardware profile, compile options) of one grid point and seed; the profile
+    prices the run and goes to compile() only where the target compiles for its kind."""
+    from .measure.report import load_hardware
+    from .targets.base import get_target
+    from .testing.session import takes_option
 
     target = params.get("target", context.get("target", "reference"))
-    hw = params.get("hardware", context.get("hardware"))
-    profile = load_profile(hw if hw is not None else DEFAULT_HARDWARE.get(target, "loihi2"))
+    profile = load_hardware(get_target(target), params.get("hardware", context.get("hardware")))
     options = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(("quant.", "option."))}
     device = {k[7:]: v for k, v in params.items() if k.startswith("device.")}
     if device:
-        if target != "rram":
-            raise InputError(f"device.* parameters apply to the rram target, not {target!r}")
+        if not takes_option(target, "config"):
+            raise InputError(f"device.* parameters set a device configuration; target {target!r} has none")
         from .targets.rram.device import DeviceConfig
 
         options["config"] = DeviceConfig.from_profile(profile, **device)
     if takes_option(target, "seed"):
         options["seed"] = int(seed)
-    return target, (profile if fits(target, profile) or target == "reference" else None), options
+    return target, profile, options
 
 
 def evaluate_model(params: dict, seed: int, context: dict) -> dict:
@@ -140,14 +140,14 @@ def evaluate_model(params: dict, seed: int, context: dict) -> dict:
     import torch
 
     from . import compile as nd_compile
-    from .measure.report import load_hardware, target_entry
+    from .measure.report import target_entry
+    from .testing.session import compiles_for
 
     torch.set_num_threads(1)
     graph, x, y = _load(context)
-    target, hw, options = compile_args(params, seed, context)
-    program = nd_compile(graph, target, hardware=hw, **options)
+    target, profile, options = compile_args(params, seed, context)
+    program = nd_compile(graph, target, hardware=profile if compiles_for(target, profile) else None, **options)
     result = program.run(x, record="all")
-    profile = hw if hw is not None else load_hardware(target, None)
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
     e = target_entry(target, program, result, graph, profile, labels=y, readout=context.get("readout", "auto"), inputs=inputs)
     return {

@@ -37,7 +37,7 @@ def _pad(x, n: int):
 
 def output_lag(result, graph) -> int:
     """Steps by which the single Output node of ``result`` trails the reference, as the
-    target declares it (``info["lag_steps"]`` or ``info["lag"]``); refused when undefined."""
+    target declares it (``info["lag"]``, as in ``Program.describe()``); refused when undefined."""
     from ..errors import UnsupportedError
     from ..measure.compare import declared_lag
 
@@ -255,7 +255,7 @@ def _loihi_fit(graph, prof, chips, target, s):
         prog = s.program(graph, target, prof, options={"chips": int(chips)})
     except FitError as exc:
         return False, f"does not fit {chips} chip(s) of {prof.name}: {exc}", {"error": str(exc)}
-    m = prog.mapping
+    m = prog.describe()["mapping"]
     res = {"cores": m["cores"], "cores_available": int(chips) * m["cores_per_chip"], "chips_needed": m["chips"],
            "layers": {n: d["cores"] for n, d in m["layers"].items()}}
     return True, None, res
@@ -271,7 +271,7 @@ def _rram_fit(graph, prof, chips, s):
                                "holds are unknown, so fit cannot be checked")
     rows, cols = int(prof.si("array_rows")), int(prof.si("array_cols"))
     per_macro = int(prof.si("macro_capacity") * 8) // (rows * cols)
-    tiles = dict(s.program(graph, "rram", prof).tiles)
+    tiles = {n: int(xb["tiles"]) for n, xb in (s.program(graph, "rram", prof).describe()["crossbars"] or {}).items()}
     used, avail = sum(tiles.values()), int(chips) * per_macro
     res = {"tiles": used, "tiles_available": avail, "layers": tiles, "array": [rows, cols]}
     msg = None if used <= avail else (

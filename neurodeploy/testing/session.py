@@ -11,7 +11,6 @@ the methods: importing this module costs nothing.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -53,17 +52,28 @@ def parse_hardware(text: str | None) -> dict[str, str]:
 
 
 def fits(target: str, profile) -> bool:
-    """Whether a profile's kind is the one the target runs on (rram ↔ rram, loihi ↔ rest)."""
-    return (getattr(profile, "kind", None) == "rram") == (target == "rram")
+    """Whether ``profile`` is of a kind the target compiles for (a target that compiles for
+    none, like the reference, fits the kind of its default profile)."""
+    from ..hardware import load_profile
+    from ..targets.base import get_target
+
+    tgt = get_target(target)
+    kinds = tgt.hardware_kinds or ((load_profile(tgt.default_hardware).kind,) if tgt.default_hardware else ())
+    return profile.kind in kinds
+
+
+def compiles_for(target: str, profile) -> bool:
+    """Whether compile() takes ``profile`` (its kind is one the target declares)."""
+    from ..targets.base import get_target
+
+    return profile is not None and profile.kind in get_target(target).hardware_kinds
 
 
 def takes_option(target: str, name: str) -> bool:
+    """Whether the target declares compile option ``name``."""
     from ..targets.base import get_target
 
-    try:
-        return name in inspect.signature(get_target(target).compile).parameters
-    except (TypeError, ValueError):
-        return False
+    return name in get_target(target).compile_options
 
 
 def fingerprint(x) -> str:
@@ -125,7 +135,7 @@ class Session:
         """The profile for ``target``: ``hardware`` if given, else ``--nd-hardware`` (per
         target, or a bare profile of the target's kind), else the measurement layer's default."""
         from ..hardware import load_profile
-        from ..measure.report import DEFAULT_HARDWARE
+        from ..targets.base import get_target
 
         if hardware is None and target in self.hardware:
             hardware = self.hardware[target]
@@ -133,7 +143,7 @@ class Session:
             bare = load_profile(self.hardware["*"])
             hardware = bare if fits(target, bare) else None
         if hardware is None:
-            hardware = DEFAULT_HARDWARE.get(target)
+            hardware = get_target(target).default_hardware
         return load_profile(hardware) if isinstance(hardware, (str, os.PathLike)) else hardware
 
     # ------------------------------------------------------------------ compile and run
@@ -150,7 +160,7 @@ class Session:
         for key in (base, (base, xkey)):
             if key in self._programs:
                 return self._programs[key]
-        hw = profile if (profile is None or target == "reference" or fits(target, profile)) else None
+        hw = profile if compiles_for(target, profile) else None
         prog = nd_compile(graph, target, hardware=hw, **options)
         data_dependent = bool(getattr(prog, "needs_calibration", False))
         self._programs[(base, xkey) if data_dependent else base] = prog
