@@ -177,8 +177,17 @@ def run(
     framework: Optional[str] = typer.Option(None, help="Repair this exporter's quirks: norse | snntorch | sinabs | rockpool (else detected)."),
 ):
     """Run a model on a target and write its outputs (and recorded spikes) to an .npz."""
-    from .targets.base import get_target
+    from .measure.metrics import READOUTS
+    from .measure.report import check_labels, device_options, load_hardware
+    from .targets.base import get_target, record_set
 
+    if readout not in READOUTS:  # every option is checked before any work or output
+        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    if fmt not in ("auto", "npz", "nirdata"):
+        raise InputError(f"--format must be npz, nirdata or auto, got {fmt!r}")
+    if not output.parent.is_dir():
+        raise InputError(f"--output {output}: directory {output.parent} does not exist")
+    tgt = get_target(target)
     nirdata_in = input.suffix == ".nird"
     x, y = (None, None) if nirdata_in else read_input_npz(input)
     graph, _ = load_model(model, dt, reset, framework=framework)
@@ -186,19 +195,14 @@ def run(
         from .graph.nirdata import read_inputs
 
         x = read_inputs(input, graph)
-    if fmt not in ("auto", "npz", "nirdata"):
-        raise InputError(f"--format must be npz, nirdata or auto, got {fmt!r}")
-    tgt = get_target(target)
-    hw = None
-    if hardware:
-        from .hardware import load_profile
-
-        hw = load_profile(hardware)
-    options = {"device": device} if target in ("reference", "loihi2-emu", "rram") else {}
-    program = tgt.compile(graph, hardware=hw, **options)
+    rec = record_set(_parse_record(record), graph)
+    check_labels(y, graph, input)
+    hw = load_hardware(tgt, hardware) if hardware else None
+    options = device_options(tgt, device)
+    program = tgt.compile(graph, hardware=hw if hw is not None and hw.kind in tgt.hardware_kinds else None, **options)
     try:
         with progress_bar(f"{target}: steps") as cb:
-            result = program.run(x, record=_parse_record(record), progress=cb)
+            result = program.run(x, record="all" if record == "all" else rec, progress=cb)
     except InputError as exc:
         raise InputError(f"{input}: {exc}") from None
     from .graph.diagnose import warn_once
@@ -242,7 +246,29 @@ def main(argv: List[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        msg = out_of_memory(exc)
+        if msg is None or debug:
+            raise
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
     return 0
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for an allocation failure (torch's CPU/CUDA out-of-memory errors, Python's
+    MemoryError): the size asked for and what to change; None for any other error."""
+    import re
+
+    text = str(exc)
+    oom = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or re.search(
+        r"not enough memory|out of memory|can.t allocate memory|failed to allocate", text, re.I)
+    if not oom:
+        return None
+    m = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]i?B)", text)
+    size = (f"{int(m.group(1)) / 1e9:.1f} GB" if m.group(1).isdigit() else m.group(1)) if m else "more memory than is free"
+    return (f"out of memory: the run asked for {size}; run fewer samples at once (split the input's batch), "
+            f"fewer steps, or on another --device")
 
 
 

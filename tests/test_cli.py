@@ -165,3 +165,62 @@ def test_quiet_reaches_plugin_commands_as_a_module(tmp_path, model, xfile, modul
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout == "" and quiet.stderr == ""
     assert (out / "report.json").exists()
+
+
+def _x(rng, bad=None):
+    x = (rng.random((3, 20, 4)) < 0.5).astype(np.float32)
+    if bad is not None:
+        x[1, 7, 2] = bad
+    return x
+
+
+@pytest.mark.parametrize(
+    "arrays, extra, needles",
+    [
+        (lambda r: {"x": _x(r)}, ["--readout", "foo"], ["--readout must be one of", "'foo'"]),
+        (lambda r: {"x": _x(r)}, ["--record", "nosuch"], ["--record: no node 'nosuch'"]),
+        (lambda r: {"x": _x(r, np.nan)}, [], ["input 'input' contains NaN or Inf", "sample 1, step 7"]),
+        (lambda r: {"x": _x(r, np.inf)}, [], ["contains NaN or Inf"]),
+        (lambda r: {"x": _x(r), "y": np.array([0.0, 1.5, 2.0])}, [], ["must be integer class indices", "sample 1"]),
+        (lambda r: {"x": _x(r), "y": np.array([0, 5, 1])}, [], ["label 5 of sample 1 is out of range", "5 classes"]),
+        (lambda r: {"x": _x(r), "y": np.array([0, -1, 1])}, [], ["label -1 of sample 1 is out of range"]),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_bad_values_and_options_refused_before_anything_is_written(tmp_path, model, arrays, extra, needles, command):
+    if command == "profile" and extra[:1] == ["--record"]:
+        pytest.skip("profile records every population; it has no --record")
+    xf = tmp_path / "bad.npz"
+    np.savez(xf, **arrays(np.random.default_rng(2)))
+    out = tmp_path / ("o.npz" if command == "run" else "rep")
+    assert_error(cli(command, model, "--input", xf, "-o", out, *extra), *needles)
+    assert not out.exists() and not list(tmp_path.glob(".o*"))
+
+
+def test_out_of_memory_is_one_line_with_the_size(tmp_path, model, xfile, monkeypatch, capsys):
+    import torch
+
+    from neurodeploy.cli import main
+    from neurodeploy.targets.reference import ReferenceProgram
+
+    def greedy(self, x, **kw):  # a real allocation failure from torch's CPU allocator (2^45 bytes)
+        return torch.empty(2**45, dtype=torch.uint8)
+
+    monkeypatch.setattr(ReferenceProgram, "run", greedy)
+    out = tmp_path / "o.npz"
+    assert main(["-q", "run", str(model), "--input", str(xfile), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out of memory: the run asked for 35184.4 GB"), err
+    assert "fewer samples" in err[0] and not out.exists()
+
+
+def test_a_cpu_only_target_refuses_another_device():
+    from neurodeploy.errors import InputError
+    from neurodeploy.measure.report import device_options
+
+    class CpuOnly:
+        name, compile_options = "cpu-only", {"seed": "an int"}
+
+    assert device_options(CpuOnly, "cpu") == {}
+    with pytest.raises(InputError, match="--device cuda: target 'cpu-only' has no device option"):
+        device_options(CpuOnly, "cuda")
