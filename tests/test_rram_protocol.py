@@ -229,3 +229,22 @@ def test_sparse_layer_and_crossbar_share_adc_noise_dac_and_counts(rows):
         assert torch.allclose(y_sparse, y_dense, rtol=0, atol=1e-9)
         assert torch.equal(torch.round(y_sparse / lsb), torch.round(y_dense / lsb))  # the same ADC codes
         assert len(torch.unique(torch.round(y_dense / lsb))) > 5
+
+
+def test_dac_conversions_do_not_depend_on_batching(rng):
+    """A binary sample batched with a graded one drives no DAC: the count of the batch is
+    the sum of the counts of its samples run alone (dense and sparse paths)."""
+    g = load(chain(nir.Input(np.array([10])), affine(rng, 6, 10), lif(6), nir.Output(np.array([6])), dt=1e-3))
+    binary = spikes((1, 4, 10), p=0.5, seed=1)
+    graded = torch.rand(1, 4, 10, generator=torch.Generator().manual_seed(2)) * spikes((1, 4, 10), p=0.5, seed=3)
+    x = torch.cat([binary, graded])
+    cfg = DeviceConfig().replace(dac_bits=8)
+    prog = RRAMTarget().compile(g, config=cfg)
+    prog.calibrate(x)
+    dac_of = lambda inp: prog.run(inp).counts["affine"]["dac_conversions"]  # noqa: E731
+    assert dac_of(binary) == 0 and dac_of(x) == dac_of(graded) == int((graded != 0).sum()) > 0
+    r = Reservoir(LSMConfig(n_inputs=10, n_neurons=30, fan_in=5))
+    sp = r.compile("rram", config=cfg)
+    sp.calibrate(x)
+    s_dac = lambda inp: sp.run(inp).counts["w_in"]["dac_conversions"]  # noqa: E731
+    assert s_dac(binary) == 0 and s_dac(x) == s_dac(graded) == int((graded != 0).sum())

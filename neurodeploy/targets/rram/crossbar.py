@@ -140,6 +140,14 @@ def count_reads(counts: dict, geom: TileGeometry, rows_on: torch.Tensor, graded_
         counts["dac_conversions"] += graded_rows * geom.col_tiles
 
 
+def graded_rows(x: torch.Tensor, rows_on: torch.Tensor, dim: int) -> torch.Tensor:
+    """Active rows of the input vectors with a graded (non-binary) element, the rows a DAC
+    drives (a binary vector passes the DAC unchanged and is not counted), whatever else is
+    in the batch. ``x``: elements along ``dim``; ``rows_on``: :func:`active_rows` of it."""
+    g = ((x != 0) & (x != 1)).any(dim)
+    return (rows_on.sum(-1) * g).sum(dtype=torch.float64)
+
+
 def zero_counts(device, kinds=COUNT_KINDS) -> dict:
     return {k: torch.zeros((), dtype=torch.float64, device=device) for k in kinds}
 
@@ -423,7 +431,7 @@ class Crossbar:
         c = self.config
         rows_on = active_rows(x != 0, self.geometry, 1)  # (N, T)
         graded = self.is_graded(x)
-        count_reads(self._counts, self.geometry, rows_on, rows_on.sum() if graded else None)
+        count_reads(self._counts, self.geometry, rows_on, graded_rows(x, rows_on, 1) if graded else None)
         if self.fast and not graded:
             if dense_fast is not None:
                 return dense_fast()

@@ -197,7 +197,7 @@ class RRAMProgram:
         memory = graph_memory(
             self.graph, itemsize, itemsize,
             f"weights as conductance cells on crossbars (2 per weight × bit slices; weights_bytes: the same weights "
-            f"held digitally at {itemsize} bytes); bias and neuron state digital, {itemsize}-byte ({self.dtype})",
+            f"held digitally at {itemsize} bytes); bias and neuron state digital, {itemsize}-byte ({str(self.dtype).replace('torch.', '')})",
             cells=sum(cells.values()), cells_per_node=cells)
         return describe_base(
             self.target, self.graph, memory=memory, crossbars=bars, calibration=self._describe_calibration(),

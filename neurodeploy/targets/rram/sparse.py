@@ -317,11 +317,10 @@ class SparseLayer:
             if self.geometry is None:
                 continue
             rows_on = xbar.active_rows(nz, self.geometry, 1)  # (t, B, row tiles)
-            graded_rows = None
+            dac_rows = None
             if graded is not None and any(graded[t0:t0 + chunk]):
-                g = torch.as_tensor(graded[t0:t0 + chunk], dtype=torch.float64, device=xc.device)
-                graded_rows = (rows_on.sum((1, 2)) * g).sum()
-            xbar.count_reads(self._counts, self.geometry, rows_on, graded_rows)
+                dac_rows = xbar.graded_rows(xc, rows_on, 1)
+            xbar.count_reads(self._counts, self.geometry, rows_on, dac_rows)
 
     def _mm(self, vals, x):
         if self.kernel == "csr":
