@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..targets.base import REFERENCE, REGISTRY
 
 
 def _parse_hardware_map(text: Optional[str]) -> dict:
@@ -75,7 +76,7 @@ def _print_summary(report: dict, c) -> None:
     if compare:
         for e in report["targets"]:
             ag = e.get("agreement")
-            if ag and e["target"] != "reference":
+            if ag and e["target"] != report["reference"]:
                 fd = ag["first_divergence"]
                 c.print(f"{e['target']}: lag {json.dumps(ag['lag'])} step(s); first divergence: "
                         + (f"step {fd['step']} in layer {fd['layer']}" if fd else "none"))
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def profile(
         model: str = typer.Argument(..., help="A .nir file."),
-        target: str = typer.Option("reference", "--target", "-t", help="reference | loihi2-emu | lava | rram"),
+        target: str = typer.Option(REFERENCE, "--target", "-t", help=" | ".join(REGISTRY)),
         hardware: Optional[str] = typer.Option(None, "--hardware", help="Hardware profile name or .toml (default: loihi2 for reference/Loihi targets, rram_40nm for rram)."),
         input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional labels y."),
         dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
@@ -152,7 +153,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def compare(
         model: str = typer.Argument(..., help="A .nir file."),
-        targets: str = typer.Option("reference,loihi2-emu,lava,rram", "--targets", help="Comma-separated targets (the reference is always run)."),
+        targets: str = typer.Option(",".join(REGISTRY), "--targets", help="Comma-separated targets (the reference is always run)."),
         input: Path = typer.Option(..., "--input", "-i", help=".npz with x (batch, time, *shape) and optional labels y."),
         hardware: Optional[str] = typer.Option(None, "--hardware", help="Profiles per target, e.g. 'loihi2-emu=loihi2,rram=rram_40nm'; a bare name or .toml applies to every target of its kind (defaults: loihi2 for reference and Loihi targets, rram_40nm for rram)."),
         dt: Optional[float] = typer.Option(None, help="Time step in seconds (else from the file)."),
@@ -164,8 +165,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""
-        from ..targets.base import REGISTRY
-        from .report import compare_runs
+        from ..targets.base import get_target
+        from .report import applies, compare_runs
 
         readout_ = _readout(readout)
         names = [t.strip() for t in targets.split(",") if t.strip()]
@@ -174,14 +175,14 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown target {unknown[0]!r}: choose from {', '.join(REGISTRY)}")
         hw = _parse_hardware_map(hardware)
         for k in hw:
-            if k != "*" and k not in names and k != "reference":
+            if k != "*" and k not in names and k != REFERENCE:
                 raise InputError(f"--hardware names target {k!r}, which is not in --targets")
         if "*" in hw:
             from ..hardware import load_profile
 
             prof = load_profile(hw.pop("*"))
-            for t in ["reference", *names]:
-                if (prof.kind == "rram") == (t == "rram"):
+            for t in [REFERENCE, *names]:
+                if applies(get_target(t), prof):
                     hw.setdefault(t, prof)
         x, y = _cli.read_input_npz(input)
         graph, _ = _cli.load_model(model, dt, reset)

@@ -149,7 +149,7 @@ def render_html(report: dict, results: dict) -> str:
         lat = e.get("latency") or {}
         if lat:
             parts.append(f"<p>latency: {fmt_si(lat['per_step_s'], 's')} per step, {fmt_si(lat['per_inference_s'], 's')} per inference"
-                         + (f" ({lat.get('cores')} cores, {lat.get('tiles')} tiles, barrier {fmt_si(lat.get('barrier_per_step_s'), 's')})" if lat.get("model") == "loihi" else "")
+                         + (f" ({lat.get('cores')} cores, {lat.get('tiles')} tiles, barrier {fmt_si(lat.get('barrier_per_step_s'), 's')})" if lat.get("cores") is not None else "")
                          + "</p>")
         consts = dict(en["constants"])
         consts.update(lat.get("constants", {}))
@@ -163,7 +163,7 @@ def render_html(report: dict, results: dict) -> str:
         parts.append("<h2>Agreement with the reference</h2>")
         for e in ok:
             ag = e.get("agreement")
-            if not ag or e["target"] == "reference":
+            if not ag or e["target"] == report["reference"]:
                 continue
             fd = ag["first_divergence"]
             parts.append(f"<h3>{_e(e['target'])}</h3><p>lag {_e(json.dumps(ag['lag']))} step(s) ({_e(ag['lag_note'])}); spike-train match "

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..targets.base import REFERENCE
 from .compare import agreement
 from .format import fmt_si  # noqa: F401  (re-exported: the CLI, testing and sweeps format with it)
 from .html import render_html  # noqa: F401  (re-exported for callers of write_report)
@@ -73,6 +74,15 @@ def load_hardware(tgt, hardware):
         raise InputError(f"hardware profile '{profile.name}' is a {profile.kind} profile; target '{tgt.name}' needs a "
                          f"{' or '.join(tgt.hardware_kinds)} profile")
     return profile
+
+
+def applies(tgt, profile) -> bool:
+    """Whether a profile given for "every target of its kind" applies to ``tgt``: its kind is
+    one the target compiles for, or (a target that compiles for none) its default's kind."""
+    from ..hardware import load_profile
+
+    kinds = tgt.hardware_kinds or ((load_profile(tgt.default_hardware).kind,) if tgt.default_hardware else ())
+    return profile.kind in kinds
 
 
 def device_options(tgt, device) -> dict:
@@ -213,7 +223,7 @@ def _check_sample(sample: int, x):
         raise InputError(f"--sample {sample} is out of range: the input has {np.shape(x)[0]} samples")
 
 
-def profile_run(model, input_path, graph, x, labels=None, *, target="reference", hardware=None, readout="spikes",
+def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, hardware=None, readout="spikes",
                 device="cpu", sample=0, progress=None):
     """Run one target and build its report. Returns (report, {target: result})."""
     from ..targets.base import get_target
@@ -228,7 +238,7 @@ def profile_run(model, input_path, graph, x, labels=None, *, target="reference",
                         sample=sample), {target: result}
 
 
-def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[str] = ("reference",), hardware=None,
+def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[str] = (REFERENCE,), hardware=None,
                  readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None):
     """Run every target, measure each against the reference. ``hardware``: {target: profile
     name/path/profile} (missing targets get the target's ``default_hardware``). A target that
@@ -241,15 +251,15 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
     _check_sample(sample, x)
     check_labels(labels, graph, input_path)
     targets = list(dict.fromkeys(targets))
-    if "reference" not in targets:
-        targets.insert(0, "reference")
+    if REFERENCE not in targets:
+        targets.insert(0, REFERENCE)
     hardware = dict(hardware or {})
     loaded, entries = {}, {}
     for t in targets:
         try:
             loaded[t] = get_target(t)
         except InputError as exc:
-            if t == "reference":
+            if t == REFERENCE:
                 raise
             entries[t] = {"target": t, "status": "skipped", "reason": str(exc)}
     profiles = {t: load_hardware(tgt, hardware.get(t)) for t, tgt in loaded.items()}  # bad profiles fail before running
@@ -262,18 +272,18 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
                 program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb)
             entries[t] = target_entry(t, program, result, graph, profiles[t], labels=labels, readout=readout, inputs=inputs)
         except Exception as exc:  # one target failing must not hide the others
-            if t == "reference":
+            if t == REFERENCE:
                 raise
             entries[t] = {"target": t, "status": "error", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
             continue
         results[t] = result
-    ref = results["reference"]
+    ref = results[REFERENCE]
     ordered = [entries[t] for t in targets]
     for e in ordered:
         if e["status"] == "ok":
             e["agreement"] = jsonable(agreement(ref, results[e["target"]], graph))
     return build_report("compare", model, input_path, graph, x, ordered, labels=labels, readout=readout, sample=sample,
-                        reference="reference"), results
+                        reference=REFERENCE), results
 
 
 # ------------------------------------------------------------------------------ files

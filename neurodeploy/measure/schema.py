@@ -11,6 +11,8 @@ import json
 import math
 import sys
 
+from ..hardware.profiles import KINDS
+
 SCHEMA_ID = "neurodeploy.report"
 SCHEMA_VERSION = "1.1"
 
@@ -169,7 +171,7 @@ SCHEMA: dict = {
             "type": "object",
             "required": ["model", "per_step_s", "per_inference_s", "run_time_s", "layers", "constants", "assumptions"],
             "properties": {
-                "model": {"enum": ["loihi", "rram"]},
+                "model": {"enum": list(KINDS)},
                 "per_step_s": {"type": "number", "minimum": 0},
                 "per_inference_s": {"type": "number", "minimum": 0},
                 "constants": {"type": "object", "additionalProperties": {"$ref": "#/definitions/constant"}},

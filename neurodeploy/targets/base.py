@@ -164,6 +164,9 @@ def describe_base(target: str, graph, *, lag=None, run_options=None, compile_opt
     return d
 
 
+#: the target every other is compared with: NIR's float semantics, step by step
+REFERENCE = "reference"
+
 #: target name → "module:attribute" (imported lazily, so Lava is only imported for "lava")
 REGISTRY: dict[str, str] = {
     "reference": "neurodeploy.targets.reference:ReferenceTarget",

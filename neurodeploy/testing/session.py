@@ -54,12 +54,10 @@ def parse_hardware(text: str | None) -> dict[str, str]:
 def fits(target: str, profile) -> bool:
     """Whether ``profile`` is of a kind the target compiles for (a target that compiles for
     none, like the reference, fits the kind of its default profile)."""
-    from ..hardware import load_profile
+    from ..measure.report import applies
     from ..targets.base import get_target
 
-    tgt = get_target(target)
-    kinds = tgt.hardware_kinds or ((load_profile(tgt.default_hardware).kind,) if tgt.default_hardware else ())
-    return profile.kind in kinds
+    return applies(get_target(target), profile)
 
 
 def compiles_for(target: str, profile) -> bool:
