@@ -25,11 +25,11 @@ EVENT_KINDS = {
 
 #: Target-specific kinds: extra keys beside the protocol's, each with one definition.
 EXTRA_KINDS = {
-    "array_reads": "rram, synapse node: crossbar tile reads with at least one active row",
+    "array_reads": "rram, synapse node: reads of a (row tile, input vector) with at least one active row, × column tiles",
     "rows_activated": "rram, synapse node: word lines driven (active input rows × column tiles) per read cycle",
-    "cell_reads": "rram, synapse node: devices read (active rows × both cells of every differential pair)",
-    "adc_conversions": "rram, synapse node: column conversions (every column of every tile read, per read cycle)",
-    "dac_conversions": "rram, synapse node: graded (non-binary) rows driven through a DAC, per read cycle",
+    "cell_reads": "rram, synapse node: devices read: active rows × 2 × outputs × bit slices (both cells of every pair the row crosses)",
+    "adc_conversions": "rram, synapse node: one per differential-pair column (output × slice) of every tile read, per read cycle",
+    "dac_conversions": "rram, synapse node: active rows of input vectors with a non-binary element, × column tiles, per read cycle",
     "adc_saturations": "rram, synapse node: column currents clipped at the ADC's full scale",
     "stored_synaptic_events": "rram sparse reservoir: nonzero input × stored (nonzero) connections",
     "tiles": "rram, synapse node: crossbar tiles the node occupies (a size, not an event)",
