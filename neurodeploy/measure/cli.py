@@ -124,6 +124,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Directory for report.json and report.html."),
         readout: str = typer.Option("spikes", help="Accuracy readout: spikes (most spikes) | membrane (max potential) | auto."),
         sample: int = typer.Option(0, help="Sample whose spike raster the HTML report shows."),
+        lag_padding: bool = typer.Option(True, "--lag-padding/--no-lag-padding", help="Append a lagging target's output lag in silent steps and read its outputs at their lag, so it is measured on the reference's window (default on)."),
         device: str = typer.Option("cpu", help="torch device for simulated targets."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
@@ -140,10 +141,10 @@ def register(app: typer.Typer) -> None:
         quiet = _cli.STATE["quiet"] or as_json
         try:
             if quiet:
-                report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample)
+                report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, pad_lag=lag_padding)
             else:
                 with _cli.progress_bar(f"{target}: steps") as cb:
-                    report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, progress=cb)
+                    report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, progress=cb, pad_lag=lag_padding)
         except InputError as exc:
             if "shape" in str(exc) and str(input) not in str(exc):
                 raise InputError(f"{input}: {exc}") from None
@@ -161,6 +162,7 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory for report.json and report.html (none: print only)."),
         readout: str = typer.Option("spikes", help="Accuracy readout: spikes | membrane | auto."),
         sample: int = typer.Option(0, help="Sample whose spike rasters the HTML report shows."),
+        lag_padding: bool = typer.Option(True, "--lag-padding/--no-lag-padding", help="Append a lagging target's output lag in silent steps and read its outputs at their lag, so it is measured on the reference's window (default on)."),
         device: str = typer.Option("cpu", help="torch device for simulated targets."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
@@ -189,5 +191,5 @@ def register(app: typer.Typer) -> None:
         quiet = _cli.STATE["quiet"] or as_json
         factory = None if quiet else (lambda t: _cli.progress_bar(f"{t}: steps"))
         report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
-                                       device=device, sample=sample, progress_factory=factory)
+                                       device=device, sample=sample, progress_factory=factory, pad_lag=lag_padding)
         _finish(report, results, output, as_json)

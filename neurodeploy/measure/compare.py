@@ -104,7 +104,9 @@ def agreement(ref, tgt, graph=None) -> dict:
         L = _lag_of(lag, n)
         r = ref.records[n].detach().float().cpu()
         t = tgt.records[n].detach().float().cpu()
-        steps = min(r.shape[1] - L, t.shape[1] - L) if L >= 0 else min(r.shape[1] + L, t.shape[1] + L)
+        # every reference step whose lagged target step exists (a run padded with silent
+        # steps covers the whole reference window)
+        steps = min(r.shape[1], t.shape[1] - L) if L >= 0 else min(r.shape[1] + L, t.shape[1])
         if steps <= 0 or r.shape[0] != t.shape[0] or r.shape[2:] != t.shape[2:]:
             layers[n] = {"lag": L, "compared_steps": 0, "spike_match": None, "count_correlation": None,
                          "note": f"shapes differ or lag too long: reference {tuple(r.shape)}, target {tuple(t.shape)}"}

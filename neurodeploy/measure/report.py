@@ -25,6 +25,7 @@ from .format import fmt_si  # noqa: F401  (re-exported: the CLI, testing and swe
 from .html import render_html  # noqa: F401  (re-exported for callers of write_report)
 from .metrics import compute_metrics
 from .schema import SCHEMA_ID, SCHEMA_VERSION, check
+from .window import output_lags, pad_steps, windowed
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -95,16 +96,23 @@ def device_options(tgt, device) -> dict:
     return {}
 
 
-def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progress=None, record="all"):
+def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progress=None, record="all",
+               pad_lag: bool = True):
     """Compile ``graph`` for target ``name`` and run ``x``; returns (program, result). The
-    profile goes to compile() only when the target compiles for its kind."""
+    profile goes to compile() only when the target compiles for its kind. With ``pad_lag``
+    a target whose outputs lag is run on ``x`` plus that many silent steps and its outputs
+    are read at their lag (:mod:`.window`)."""
     from ..targets.base import get_target
 
     tgt = get_target(name)
     profile = load_hardware(tgt, hardware)
     compile_hw = profile if profile is not None and profile.kind in tgt.hardware_kinds else None
     program = tgt.compile(graph, hardware=compile_hw, **device_options(tgt, device))
-    result = program.run(x, record=record, progress=progress)
+    lags = output_lags(program.describe(), graph) if pad_lag else None
+    pad = max(lags.values(), default=0) if lags else 0
+    result = program.run(pad_steps(x, pad), record=record, progress=progress)
+    if pad:
+        result = windowed(result, lags, int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1]), pad)
     return program, result
 
 
@@ -224,22 +232,23 @@ def _check_sample(sample: int, x):
 
 
 def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, hardware=None, readout="spikes",
-                device="cpu", sample=0, progress=None):
-    """Run one target and build its report. Returns (report, {target: result})."""
+                device="cpu", sample=0, progress=None, pad_lag: bool = True):
+    """Run one target and build its report (``pad_lag``: see :func:`run_target`). Returns
+    (report, {target: result})."""
     from ..targets.base import get_target
 
     _check_sample(sample, x)
     check_labels(labels, graph, input_path)
     profile = load_hardware(get_target(target), hardware)  # a bad profile fails before running
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
-    program, result = run_target(target, graph, x, hardware=profile, device=device, progress=progress)
+    program, result = run_target(target, graph, x, hardware=profile, device=device, progress=progress, pad_lag=pad_lag)
     entry = target_entry(target, program, result, graph, profile, labels=labels, readout=readout, inputs=inputs)
     return build_report("profile", model, input_path, graph, x, [entry], labels=labels, readout=readout,
                         sample=sample), {target: result}
 
 
 def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[str] = (REFERENCE,), hardware=None,
-                 readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None):
+                 readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None, pad_lag: bool = True):
     """Run every target, measure each against the reference. ``hardware``: {target: profile
     name/path/profile} (missing targets get the target's ``default_hardware``). A target that
     cannot be loaded is ``skipped`` with the reason; one that fails to compile, run or be
@@ -269,7 +278,7 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
         ctx = progress_factory(t) if progress_factory else nullcontext(None)
         try:
             with ctx as cb:
-                program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb)
+                program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb, pad_lag=pad_lag)
             entries[t] = target_entry(t, program, result, graph, profiles[t], labels=labels, readout=readout, inputs=inputs)
         except Exception as exc:  # one target failing must not hide the others
             if t == REFERENCE:

@@ -31,7 +31,7 @@ EXTRA_KINDS = {
     "adc_conversions": "rram, synapse node: one per differential-pair column (output × slice) of every tile read, per read cycle",
     "dac_conversions": "rram, synapse node: active rows of input vectors with a non-binary element, × column tiles, per read cycle",
     "adc_saturations": "rram, synapse node: column currents clipped at the ADC's full scale",
-    "stored_synaptic_events": "rram sparse reservoir: nonzero input × stored (nonzero) connections",
+    "stored_synaptic_events": "rram sparse reservoir; loihi (under the last NIR synapse node folded into a Loihi synapse): nonzero input × stored (nonzero) connections",
     "tiles": "rram, synapse node: crossbar tiles the node occupies (a size, not an event)",
 }
 
@@ -170,8 +170,8 @@ REFERENCE = "reference"
 #: target name → "module:attribute" (imported lazily, so Lava is only imported for "lava")
 REGISTRY: dict[str, str] = {
     "reference": "neurodeploy.targets.reference:ReferenceTarget",
-    "loihi2-emu": "neurodeploy.targets.loihi.emulator:EmulatorTarget",
-    "lava": "neurodeploy.targets.loihi.lava:LavaTarget",
+    "loihi2-emu": "neurodeploy.targets.loihi.target:EmulatorTarget",
+    "lava": "neurodeploy.targets.loihi.target:LavaTarget",
     "rram": "neurodeploy.targets.rram.program:RRAMTarget",
 }
 
