@@ -224,3 +224,22 @@ def test_a_cpu_only_target_refuses_another_device():
     assert device_options(CpuOnly, "cpu") == {}
     with pytest.raises(InputError, match="--device cuda: target 'cpu-only' has no device option"):
         device_options(CpuOnly, "cuda")
+
+
+def test_profile_reports_and_prints_diagnostics_and_strict_refuses(tmp_path, xfile):
+    g = chain(nir.Input(np.array([4])), nir.Affine(weight=np.zeros((5, 4), np.float32), bias=np.zeros(5, np.float32)),
+              lif(5), nir.Output(np.array([5])), dt=1e-3)
+    path = tmp_path / "silent.nir"
+    nir.write(str(path), g)
+    out = tmp_path / "rep"
+    p = cli("profile", path, "--input", xfile, "-o", out)
+    assert p.returncode == 0, p.stderr
+    warnings = [ln for ln in p.stderr.splitlines() if ln.startswith("warning: ")]
+    assert any("node 'lif'" in w for w in warnings), p.stderr
+    rep = json.loads((out / "report.json").read_text())
+    codes = {d["code"] for d in rep["diagnostics"]} | {d["code"] for d in rep["targets"][0]["diagnostics"]}
+    assert "dead-layer" in codes and all(f"{c}" in p.stderr for c in codes)
+    assert "Diagnostics" in (out / "report.html").read_text() and "dead-layer" in (out / "report.html").read_text()
+    strict_out = tmp_path / "strict"
+    assert_error(cli("--strict", "profile", path, "--input", xfile, "-o", strict_out), "[--strict]")
+    assert not strict_out.exists()

@@ -92,6 +92,27 @@ def _json_summary(report: dict, outdir) -> str:
     }, indent=1)
 
 
+def _diagnostics(report: dict, state: dict) -> None:
+    """The report's diagnostics (model and runs) as ``warning: …`` lines on stderr, once per
+    process (none with --quiet); with --strict the first one is the error (nothing written)."""
+    import sys
+
+    from ..errors import GraphError
+    from ..graph.diagnose import _SHOWN, Diagnostic
+
+    found = [(None, d) for d in report.get("diagnostics") or []]
+    found += [(e["target"], d) for e in report["targets"] for d in e.get("diagnostics") or []]
+    if state.get("strict") and found:
+        where, d = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise GraphError(f"{(where + ': ') if where else ''}{Diagnostic(**d)}{more} [--strict]")
+    for where, d in found:
+        text = f"{(where + ': ') if where else ''}{Diagnostic(**d)}"
+        if not state.get("quiet") and (report["inputs"]["model"], text) not in _SHOWN:
+            print(f"warning: {text}", file=sys.stderr)
+            _SHOWN.add((report["inputs"]["model"], text))
+
+
 def _finish(report: dict, results: dict, output, as_json: bool) -> None:
     """Write the report files (when ``output`` is given), then print the JSON summary or
     the table."""
@@ -99,6 +120,7 @@ def _finish(report: dict, results: dict, output, as_json: bool) -> None:
     from .html import render_html
     from .report import write_report
 
+    _diagnostics(report, _cli.STATE)
     if output is not None:
         write_report(output, report, render_html(report, results))
     if as_json:

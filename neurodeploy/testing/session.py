@@ -160,7 +160,8 @@ class Session:
                 return self._programs[key]
         hw = profile if compiles_for(target, profile) else None
         prog = nd_compile(graph, target, hardware=hw, **options)
-        data_dependent = bool(getattr(prog, "needs_calibration", False))
+        cal = prog.describe().get("calibration") or {}
+        data_dependent = bool(cal) and not cal.get("calibrated", True)  # calibrates on the first batch it runs
         self._programs[(base, xkey) if data_dependent else base] = prog
         return prog
 
