@@ -497,6 +497,8 @@ def _merge(program: LoihiProgram, counter: LoihiCounts, parts: list[dict], batch
     info = {k: sum(c["ev"][k] for c in parts) for k in EVENTS}
     info["readout_spikes"] = sum(spikes[p.name] for p in program.populations if not p.spiking)
     info["lag"] = declared_lag(program)
+    if (program.report or {}).get("loops"):  # compiled with allow_loop_delay: each loop's extra delay
+        info["loop_delays"] = [dict(d) for d in program.report["loops"]]
     info["note"] = "Lava timing: each synapse delivers one step after its source fired"
     return counts, info
 
