@@ -64,7 +64,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from ...errors import InputError
+from ...errors import InputError, UnsupportedError
 from ..base import RunResult, as_inputs, check_options, record_set
 from .counts import LoihiCounts
 from .program import LoihiProgram, declared_lag, lags  # noqa: F401  (lags: re-exported)
@@ -77,16 +77,6 @@ F32_EXACT = 1 << 24  # every integer of magnitude ≤ 2^24 is a float32
 def _wrap32(x: torch.Tensor) -> torch.Tensor:
     """int32 wrap of integer-valued tensors (int64, or float64 holding integers < 2^53)."""
     return torch.remainder(x + (1 << 31), 1 << 32) - (1 << 31)
-
-
-def _row_bounds(w: np.ndarray) -> tuple[int, int, int]:
-    """(largest row sum of positive weights, of |negative| weights, of |weights|)."""
-    w = np.asarray(w, np.int64)
-    if w.size == 0:
-        return 0, 0, 0
-    pos = int(np.where(w > 0, w, 0).sum(1).max())
-    neg = int(np.where(w < 0, -w, 0).sum(1).max())
-    return pos, neg, int(np.abs(w).sum(1).max())
 
 
 def _shifted(x: int, e: int) -> int:
@@ -102,7 +92,7 @@ def gemm_dtype(program: LoihiProgram) -> torch.dtype:
 
 def _syn_dtype(s) -> torch.dtype:
     """float32 when every partial sum of ``W @ spikes`` is an exact float32 (|.| ≤ 2^24)."""
-    return torch.float32 if _row_bounds(s.weights)[2] <= F32_EXACT else torch.float64
+    return torch.float32 if s.row_bounds()[2] <= F32_EXACT else torch.float64
 
 
 def _device(device) -> str:
@@ -134,7 +124,7 @@ def check_binary(inputs: dict[str, torch.Tensor], ws=None) -> None:
 # plan: per population / synapse constants, bounds and which checks are needed
 # ---------------------------------------------------------------------------------------
 class _Syn:
-    __slots__ = ("idx", "syn", "src", "dst", "e", "delays", "L", "nd", "W", "gd", "act", "fan")
+    __slots__ = ("idx", "syn", "src", "dst", "e", "delays", "L", "nd", "W", "gd", "act", "fan", "conv")
 
 
 class _Pop:
@@ -156,7 +146,7 @@ def _plan(program: LoihiProgram, dev: str):
         # static bounds on what the synapses send (a_in units), summed over synapses
         a_pos = a_neg = bound = 0
         for s in program.incoming(p.name):
-            pos, neg, tot = _row_bounds(s.weights)
+            pos, neg, tot = s.row_bounds()
             a_pos += _shifted(pos, s.weight_exp)
             a_neg += _shifted(neg, s.weight_exp)
             bound += _shifted(tot, s.weight_exp)
@@ -202,6 +192,14 @@ def _plan(program: LoihiProgram, dev: str):
         q.act = P[s.dst].safe  # safe destination: sends a_in << 6 (act units), else raw a_buff
         scale_exp = q.e + 6 if (q.act and q.e >= 0) else 0  # folded into the weights
         q.gd = torch.float32 if q.act else _syn_dtype(s)  # act: every partial sum < 2^23
+        q.fan = torch.as_tensor(s.fanout(), device=dev)
+        q.conv = _conv_args(s)
+        if q.conv is not None:  # a kernel: one convolution, no matrix
+            q.delays, q.L, q.nd = None, 1, s.shape[0]
+            q.W = torch.as_tensor(w.astype(np.float64) * float(2 ** scale_exp), dtype=q.gd, device=dev)
+            P[s.dst].incoming.append(q)
+            S.append(q)
+            continue
         if s.delays is None:
             mats, q.delays, q.L = [w], None, 1
         else:
@@ -212,10 +210,46 @@ def _plan(program: LoihiProgram, dev: str):
         q.nd = w.shape[0]
         W = np.concatenate([m.T for m in mats], 1) if mats else np.zeros((w.shape[1], 0), np.int64)
         q.W = torch.as_tensor(W.astype(np.float64) * float(2 ** scale_exp), dtype=q.gd, device=dev)
-        q.fan = torch.as_tensor((w != 0).sum(0).astype(np.float64), device=dev)
         P[s.dst].incoming.append(q)
         S.append(q)
     return P, S
+
+
+def _conv_args(s):
+    """(in (C, H, W), conv2d keyword arguments) of a kernel synapse, else None."""
+    if not s.is_kernel:
+        return None
+    if s.delays is not None:
+        raise UnsupportedError(f"synapse '{s.name}': a convolution kernel with delays is not emulated")
+    g = s.conv
+    return tuple(g["in_shape"]), dict(stride=tuple(g["stride"]), padding=tuple(g["padding"]),
+                                      dilation=tuple(g["dilation"]), groups=int(g["groups"]))
+
+
+def _apply(q: _Syn, x: torch.Tensor) -> torch.Tensor:
+    """What synapse ``q`` accumulates from source values ``x`` (k, n_src) in ``q.gd``: a GEMM,
+    or for a kernel the convolution (exact under the same bound: every partial sum is an
+    integer ≤ the kernel's |W| sum; TF32 is off, and on CUDA the result is rounded, which is
+    a no-op for an exact algorithm and guards against cuDNN picking a transform-based one)."""
+    x = x.to(q.gd)
+    if q.conv is None:
+        return x @ q.W
+    shape, kw = q.conv
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        y = torch.nn.functional.conv2d(x.reshape(-1, *shape), q.W, None, **kw).reshape(x.shape[0], -1)
+    return y.round_() if y.is_cuda else y
+
+
+def plan_of(program: LoihiProgram, dev: str):
+    """``(_plan, _blocks)`` of ``program`` on ``dev``, computed once and kept in the program
+    (the proven bounds and the device weights do not change between runs; a program whose
+    synapses or weights were replaced gets a new plan)."""
+    key = (dev, tuple((id(s), id(s.weights), id(s.delays)) for s in program.synapses),
+           tuple((id(p), p.du, p.dv, p.vth, id(p.bias_mant)) for p in program.populations))
+    got = program.__dict__.get("_emulator_plan")
+    if got is None or got[0] != key:
+        got = program.__dict__["_emulator_plan"] = (key, (_plan(program, dev), _blocks(program)))
+    return got[1]
 
 
 def _blocks(program: LoihiProgram) -> list[list[str]]:
@@ -421,7 +455,7 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
     want_state = {r for r in rec if r in names} if record_states else set()
     value_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_value}
     state_t = {n: torch.empty((batch, steps, *shape_of[n]), dtype=torch.float32, device=dev) for n in want_state}
-    plan = _plan(program, dev), _blocks(program)
+    plan = plan_of(program, dev)
 
     def job(b0, b1, ws):
         xs = {k: v[b0:b1] for k, v in inputs.items()}
@@ -542,9 +576,13 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
         """What synapse ``s`` (into a safe population) sends at steps 1..steps−1, in act
         units: its source's spikes at steps 0..steps−2 through one batched GEMM, written
         time-major, (steps−1, batch, width)."""
-        src = spk[s.src].transpose(0, 1)[: steps - 1]
-        r = ws.get(("mm", s.idx), (steps - 1, batch, s.W.shape[1]), s.gd)
-        torch.bmm(src.to(s.gd), s.W.expand(steps - 1, -1, -1), out=r)
+        r = ws.get(("mm", s.idx), (steps - 1, batch, s.nd if s.conv is not None else s.W.shape[1]), s.gd)
+        if s.conv is not None:  # batch-major convolution, written time-major
+            x = spk[s.src][:, : steps - 1].reshape(batch * (steps - 1), -1)
+            r.copy_(_apply(s, x).view(batch, steps - 1, -1).transpose(0, 1))
+        else:
+            src = spk[s.src].transpose(0, 1)[: steps - 1]
+            torch.bmm(src.to(s.gd), s.W.expand(steps - 1, -1, -1), out=r)
         return _shift_act(r, s.e)
 
     # populations whose v is needed: non-spiking values, recorded states
@@ -559,7 +597,7 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
             if parts and steps >= 2:
                 # synapses from outside the block into a safe population: one GEMM over all
                 # steps; float32 while |sum of the parts (+ bias)| ≤ 2^24 is proven
-                A = sum(_row_bounds(s.syn.weights)[2] << (s.e + 6 if s.e >= 0 else 6) for s in parts)
+                A = sum(s.syn.row_bounds()[2] << (s.e + 6 if s.e >= 0 else 6) for s in parts)
                 fold = not q.ustate and q.bias is not None  # the bias joins the input
                 dt_ = torch.float32 if A + (q.bias_max if fold else 0) <= F32_EXACT else f64
                 if len(parts) == 1 and parts[0].delays is None and dt_ == torch.float32:
@@ -731,7 +769,10 @@ def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
             st = buf[id(s)]
             if s.delays is None:
                 out = st[t % 2]
-                if s.act:
+                if s.conv is not None:
+                    r = _apply(s, sf)
+                    out.copy_(_shift_act(r, s.e) if s.act else _shift_raw(r, s.e))
+                elif s.act:
                     torch.mm(sf, s.W, out=out)
                     _shift_act(out, s.e)
                 else:

@@ -33,7 +33,7 @@ from ...errors import InputError, NeurodeployError, UnsupportedError
 from ..base import RunResult, as_inputs, check_options
 from .counts import LoihiCounts, add_counts, stored_fanout
 from .emulator import check_binary, record_list
-from .program import LoihiProgram, conv_kernel, declared_lag, hardware_constant
+from .program import LoihiProgram, conv_kernel, declared_lag, hardware_constant, loop_delays
 
 TAGS = ("fixed_pt", "floating_pt")
 
@@ -154,10 +154,10 @@ def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, spars
             why = "delays (Lava's Conv has none)"
         elif fixed and s.weight_exp != 0:
             why = f"weight_exp = {s.weight_exp} (Lava's PyConvModelFixed ignores weight_exp)"
-        elif fixed and (np.abs(w.astype(np.int64)).sum(1).max(initial=0) >= CONV_WRAP):
+        elif fixed and s.row_bounds()[2] >= CONV_WRAP:
             why = "|W| row sum ≥ 2^23 (Lava's Conv wraps at 24 bits, Dense at 32)"
         else:
-            k = conv_kernel(w, s.conv, rtol=0.0 if fixed else 1e-12)
+            k = w if s.is_kernel else conv_kernel(w, s.conv, rtol=0.0 if fixed else 1e-12)
             if k is None:
                 why = "the matrix is not exactly this convolution"
             else:
@@ -190,7 +190,7 @@ def lower(program: LoihiProgram, tag: str = "fixed_pt", conv: bool = True, spars
                 kw.update(weight_exp=0, num_weight_bits=wbits)
             out.append(SynapseLowering(i, s.name, "Conv", reason, kw))
             continue
-        w = np.asarray(s.weights, np.int32) if fixed else np.asarray(s.weights_f, np.float64)
+        w = np.asarray(s.dense(), np.int32) if fixed else np.asarray(s.dense(float_twin=True), np.float64)
         w = _reorder(w, perms[s.dst], perms[s.src])
         size = int(w.size)
         density = np.count_nonzero(w) / size if size else 1.0
@@ -442,7 +442,8 @@ class LavaProgram:
                          info={"select_tag": self.select_tag, "wall_s": wall, "lag": declared_lag(prog),
                                "readout_spikes": int(sum(np.sum(a) for p in prog.populations if not p.spiking
                                                          for a in spikes[p.name] if a is not None)),
-                               "processes": self.lowering().processes()})
+                               "processes": self.lowering().processes(),
+                               **({"loop_delays": loop_delays(prog)} if loop_delays(prog) else {})})
 
     def _counts(self, inputs, samples, batch: int, steps: int) -> dict:
         """The protocol counts of the run, sample by sample (:mod:`.counts`)."""

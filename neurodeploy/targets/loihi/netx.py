@@ -39,6 +39,12 @@ def chain(program: LoihiProgram) -> list:
     prev = next(iter(program.inputs))
     out = []
     for p in program.populations:
+        if p.role == "bias":
+            fed = sorted({s.dst for s in program.synapses if s.src == p.name})
+            raise UnsupportedError(
+                f"netx: population(s) {', '.join(fed)} take their bias through Loihi's bias neuron (a synaptic bias "
+                "into a decaying CubaLIF/CubaLI current, or compile option bias='synapse'); netx's CUBA layers hold "
+                "only a bias into v")
         syns = program.incoming(p.name)
         fwd = [s for s in syns if s.src == prev]
         rec = [s for s in syns if s.src == p.name]
@@ -93,9 +99,9 @@ def export_netx(program: LoihiProgram, path) -> Path:
                 g.attrs["shape_nd"] = np.asarray(p.shape, np.int64)
                 g.create_dataset("type", data=np.array([b"dense_rec" if rec is not None else b"dense"]))
                 g.create_dataset("shape", data=np.array([p.n]))
-                g.create_dataset("weight", data=np.asarray(fwd.weights, np.int64))
+                g.create_dataset("weight", data=np.asarray(fwd.dense(), np.int64))
                 if rec is not None:
-                    g.create_dataset("weight_rec", data=np.asarray(rec.weights, np.int64))
+                    g.create_dataset("weight_rec", data=np.asarray(rec.dense(), np.int64))
                 if np.any(p.bias_mant):
                     g.create_dataset("bias", data=np.asarray(p.bias_mant, np.int64))
                 if fwd.delays is not None:

@@ -16,8 +16,10 @@ what :mod:`.quantize` produces from a Graph and what :mod:`.emulator`, :mod:`.la
   ``delays`` (n_dst, n_src) in extra steps (0..the profile's ``max_delay``) for ``DelayDense``, and optional
   ``conv`` geometry when the matrix is exactly a 2-D convolution of the source (see
   :func:`conv_kernel`; the Lava lowering then uses ``lava.proc.conv`` instead of the
-  unrolled matrix). ``weights`` always holds the full matrix: the emulator, netx and the
-  core mapping read only that.
+  unrolled matrix). A convolution chain is stored as its kernel: ``weights`` (and
+  ``weights_f``) then hold the (C_out, C_in/g, kh, kw) kernel (``Synapse.is_kernel``),
+  never the unrolled matrix; ``shape``, ``row_bounds``, ``fanout`` and (for small layers
+  only) ``dense()`` give the matrix's view of it.
 
 Float twins (``*_f``) hold the same quantities *before* rounding, in the same units; they
 are what Lava's ``floating_pt`` models run. ``scale`` (per neuron) converts membrane
@@ -89,6 +91,55 @@ class Synapse:
     @property
     def max_delay(self) -> int:
         return int(self.delays.max()) if self.delays is not None and self.delays.size else 0
+
+    @property
+    def is_kernel(self) -> bool:
+        """True when ``weights`` holds a conv kernel (C_out, C_in/g, kh, kw), not a matrix."""
+        return self.conv is not None and np.ndim(self.weights) == 4
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_dst, n_src) of the matrix this synapse computes (never built for a kernel)."""
+        if self.is_kernel:
+            return int(np.prod(self.conv["out_shape"])), int(np.prod(self.conv["in_shape"]))
+        return tuple(int(d) for d in np.shape(self.weights))
+
+    def dense(self, float_twin: bool = False) -> np.ndarray:
+        """The (n_dst, n_src) matrix (``weights``, or ``weights_f`` with ``float_twin``);
+        for a kernel synapse it is unrolled here, so only for small layers (netx, Dense)."""
+        w = self.weights_f if float_twin else self.weights
+        if w is None or not self.is_kernel:
+            return w
+        dst, src, tap, _ = conv_taps(self.conv)
+        m = np.zeros(self.shape, dtype=np.asarray(w).dtype)
+        m[dst, src] = np.asarray(w).reshape(-1)[tap]
+        return m
+
+    def row_bounds(self) -> tuple[int, int, int]:
+        """(largest row sum of positive weights, of |negative| weights, of |weights|) over
+        the destination neurons; for a kernel the sums over one output channel's taps (a
+        bound: border neurons have fewer taps). Cached (the weights of a program are fixed)."""
+        key = (id(self.weights), np.shape(self.weights))
+        got = self.__dict__.get("_bounds")
+        if got is not None and got[0] == key:
+            return got[1]
+        w = np.asarray(self.weights, np.int64)
+        w = w.reshape(w.shape[0], -1) if w.ndim else w.reshape(1, 1)
+        if w.size == 0:
+            b = (0, 0, 0)
+        else:
+            b = (int(np.where(w > 0, w, 0).sum(1).max()), int(np.where(w < 0, -w, 0).sum(1).max()),
+                 int(np.abs(w).sum(1).max()))
+        self.__dict__["_bounds"] = (key, b)
+        return b
+
+    def fanout(self) -> np.ndarray:
+        """Per source element: its nonzero stored weights (float64, (n_src,))."""
+        if not self.is_kernel:
+            return (np.asarray(self.weights) != 0).sum(0).astype(np.float64)
+        dst, src, tap, _ = conv_taps(self.conv)
+        nz = (np.asarray(self.weights).reshape(-1) != 0)[tap]
+        return np.bincount(src[nz], minlength=self.shape[1]).astype(np.float64)
 
 
 @dataclass

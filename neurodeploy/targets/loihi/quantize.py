@@ -39,11 +39,11 @@ import nir
 import numpy as np
 import torch
 
-from ...errors import UnsupportedError
+from ...errors import InputError, UnsupportedError
 from ...graph.graph import NEURON_TYPES
 from ..ops import build_op
 from ...graph.normalize import _pair
-from .program import LoihiProgram, Population, Synapse, conv_kernel
+from .program import LoihiProgram, Population, Synapse, conv_kernel, conv_taps
 
 DECAY_UNITY = 4096
 VTH_MAX = (1 << 17) - 1
@@ -132,22 +132,25 @@ def _bias_of(graph, name, b_in: np.ndarray | None) -> np.ndarray | None:
     return out
 
 
-def _propagate(graph, src: str, step_of: dict):
-    """Signals from source ``src`` (an Input or neuron node) through the linear nodes.
+def _propagate(graph, src: str, step_of: dict, skip=()):
+    """Signals from source ``src`` (an Input or neuron node) through the linear nodes
+    (except the successors in ``skip``: convolution chains kept as kernels).
 
     Returns ``{neuron_or_output: {delay: W (n_src, *shape)}}`` plus the nodes passed."""
+    reached: dict[str, dict[int, torch.Tensor]] = {}
+    via: dict[str, list[str]] = {}
+    frontier = [(src, b) for b in graph.successors(src) if b not in skip]
+    if not frontier:
+        return reached, via
     n_src = int(np.prod(graph.shapes[src]))
     vals: dict[str, dict[int, torch.Tensor]] = {}
     passed: dict[str, list[str]] = {}
     eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *graph.shapes[src])
-    reached: dict[str, dict[int, torch.Tensor]] = {}
-    via: dict[str, list[str]] = {}
 
     def add(acc: dict, val: dict):
         for k, w in val.items():
             acc[k] = acc[k] + w if k in acc else w
 
-    frontier = [(src, b) for b in graph.successors(src)]
     # process linear nodes in topological order
     order = {n: i for i, n in enumerate(graph.order)}
     pending = set()
@@ -320,6 +323,102 @@ def _conv_geometry(graph, src: str, dst: str, via: list[str]) -> dict | None:
             "padding": list(P), "dilation": dil, "groups": int(groups)}
 
 
+CONV_CHAIN = (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten)
+
+
+def _same_map(graph, via: list[str], geom: dict, kern: np.ndarray, seed: int = 0) -> bool:
+    """Whether the chain ``via`` (with its own padding) equals the convolution ``kern`` /
+    ``geom`` on the whole input: both are linear, so they agree on random inputs (float64,
+    to rounding) only if they are the same map; padding of a later layer (zeros where the
+    composite would read the earlier layers' values) or a pooling that drops a border
+    row shows up as a difference of the order of a weight."""
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(np.random.default_rng(seed).standard_normal((2, *graph.input_shape(via[0]))))
+    y = x
+    for name in via:
+        y = _linear_apply(graph, name, y)
+    C, H, W = geom["in_shape"]
+    z = F.conv2d(x.reshape(2, C, H, W), torch.as_tensor(kern, dtype=torch.float64), None,
+                 stride=tuple(geom["stride"]), padding=tuple(geom["padding"]), dilation=tuple(geom["dilation"]),
+                 groups=int(geom["groups"]))
+    y, z = y.reshape(2, -1), z.reshape(2, -1)
+    scale = float(np.abs(kern).sum(axis=(1, 2, 3)).max(initial=0.0)) * float(x.abs().max())
+    if y.shape != z.shape:
+        return False
+    return y.numel() == 0 or float((y - z).abs().max()) <= 1e-9 * max(scale, 1e-300)
+
+
+def _chain_kernel(graph, core: list[str], geom: dict) -> np.ndarray | None:
+    """The float kernel (C_out, C_in/g, kh, kw) of the chain ``core`` (Conv/Pool nodes) with
+    composite geometry ``geom``: the chain applied (without padding) to every impulse on one
+    receptive field. None when it is not one kernel of that geometry."""
+    import torch.nn.functional as F
+
+    C, Co, g = geom["in_shape"][0], geom["out_shape"][0], int(geom["groups"])
+    (kh, kw), (dh, dw) = geom["kernel"], geom["dilation"]
+    R = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    one_d = isinstance(graph.nodes[core[0]], nir.Conv1d)
+    n = C * R[0] * R[1]
+    x = torch.eye(n, dtype=torch.float64).reshape(n, C, *((R[1],) if one_d else R))
+    for name in core:
+        node = graph.nodes[name]
+        if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+            nd = 1 if one_d else 2
+            fn = F.conv1d if one_d else F.conv2d
+            x = fn(x, torch.as_tensor(np.asarray(node.weight, np.float64)), None, stride=_pair(node.stride, nd),
+                   dilation=_pair(node.dilation, nd), groups=int(node.groups))
+        else:
+            x = F.avg_pool2d(x, _pair(node.kernel_size, 2), _pair(node.stride, 2),
+                             divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
+    if x.shape[1] != Co or int(np.prod(x.shape[2:])) != 1:
+        return None
+    full = x.reshape(C, R[0], R[1], Co).permute(3, 0, 1, 2).numpy()  # (Co, C, Rh, Rw)
+    k = full[:, :, ::dh, ::dw]
+    cgi, cgo = C // g, Co // g
+    grp = np.arange(Co)[:, None] // cgo * cgi + np.arange(cgi)[None, :]  # (Co, cgi) input channels
+    kern = np.take_along_axis(k, grp[:, :, None, None], 1)
+    rebuilt = np.zeros_like(full)
+    rebuilt[:, :, ::dh, ::dw][np.arange(Co)[:, None], grp] = kern
+    return kern if np.array_equal(rebuilt, full) else None
+
+
+def _kernel_chains(graph, src: str) -> dict[str, tuple[str, list[str], dict, np.ndarray]]:
+    """Convolution chains out of ``src`` kept as kernels: {first node: (dst neuron, via,
+    geometry, float kernel)} for every successor that starts a simple path of Conv/Pool
+    nodes (then Flatten nodes) into one neuron node that is exactly one convolution: the
+    kernel is the chain's response on one receptive field, checked against the chain on
+    the whole input (:func:`_same_map`); any other chain is folded into a matrix."""
+    out = {}
+    for b in graph.successors(src):
+        via, n = [], b
+        while isinstance(graph.nodes[n], CONV_CHAIN) and len(graph.successors(n)) == 1:
+            via.append(n)
+            n = graph.successors(n)[0]
+        if not via or not isinstance(graph.nodes[n], NEURON_TYPES) or (src, b) in graph.delayed:
+            continue
+        core = [m for m in via if not isinstance(graph.nodes[m], nir.Flatten)]
+        geom = _conv_geometry(graph, src, n, via) if core else None
+        kern = _chain_kernel(graph, core, geom) if geom is not None else None
+        if kern is not None and _same_map(graph, via, geom, kern):
+            out[b] = (n, via, geom, kern)
+    return out
+
+
+def _per_channel(v: np.ndarray, channels: int) -> np.ndarray | None:
+    """``v`` (per neuron, CHW order) as one value per channel, or None if it varies within one."""
+    m = np.asarray(v, np.float64).reshape(channels, -1)
+    return m[:, 0].copy() if np.all(m == m[:, :1]) else None
+
+
+def _unroll(kern: np.ndarray, geom: dict) -> np.ndarray:
+    """The (n_dst, n_src) matrix of kernel ``kern`` with geometry ``geom``."""
+    dst, src, tap, _ = conv_taps(geom)
+    m = np.zeros((int(np.prod(geom["out_shape"])), int(np.prod(geom["in_shape"]))))
+    m[dst, src] = kern.reshape(-1)[tap]
+    return m
+
+
 def _one(values: np.ndarray, name: str, what: str, rounding) -> tuple[int, float]:
     ints = np.unique(rounding(values))
     if ints.size > 1:
@@ -394,16 +493,192 @@ def _delay_steps(graph, max_delay: int | None, profile: str) -> dict[str, np.nda
     return step_of
 
 
+def _rows(w: np.ndarray, per_neuron: np.ndarray) -> np.ndarray:
+    """``w`` with each destination neuron's row times ``per_neuron``: a matrix (n_dst, n_src)
+    row by row, a kernel (C_out, …) channel by channel (the values are one per channel)."""
+    if w.ndim == 4:
+        return w * _per_channel(per_neuron, w.shape[0])[:, None, None, None]
+    return w * np.asarray(per_neuron)[:, None]
+
+
+def _synapse_report(src, mant, e, clipped, w_a, dl, via, convolution: bool) -> dict:
+    """The quantization report of one synapse (a kernel's entries are its taps)."""
+    err = mant * 2.0**e - w_a
+    rms_w = float(np.sqrt(np.mean(w_a**2))) if w_a.size else 0.0
+    return {
+        "source": src, "weight_exp": int(e), "sign_mode": sign_mode(mant), "shape": list(mant.shape),
+        "nonzero": int((mant != 0).sum()), "clipped_weights": clipped,
+        "rms_weight_error": float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
+        "relative_rms_weight_error": float(np.sqrt(np.mean(err**2)) / rms_w) if rms_w > 0 else 0.0,
+        "max_delay": int(dl.max()) if dl is not None and dl.size else 0, "folded_nodes": list(via),
+        "convolution": convolution,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# lags, loops and biases (issue 11)
+BIAS_NEURON = "loihi_bias"  # the always-spiking neuron whose synapses carry biases into u
+BIAS_PART_MAX = 255  # |mantissa| of one bias synapse (excitatory or inhibitory: 8 bits)
+BIAS_SYN_MAX = BIAS_PART_MAX * (1 << WEIGHT_EXP_RANGE[1]) + (1 << WEIGHT_EXP_RANGE[1]) - 1  # hi + lo, a_in units
+
+
+def _forward(graph, src: str, dst: str) -> bool:
+    """A forward edge (NIR: the same step); else a back edge (NIR: the previous step)."""
+    return src in graph.inputs or graph.order.index(src) < graph.order.index(dst)
+
+
+def _loop_path(graph, incoming: dict, dst: str, src: str) -> list[str]:
+    """The loop closed by the back edge ``src → dst``: ``[dst, …, src, dst]`` along forward
+    synapses (just ``[src, dst]`` when ``src`` is not reachable from ``dst``)."""
+    succ: dict[str, list[str]] = {}
+    for d, ins in incoming.items():
+        for s_, *_ in ins:
+            if s_ in incoming and _forward(graph, s_, d):
+                succ.setdefault(s_, []).append(d)
+    prev, todo = {dst: None}, [dst]
+    while todo and src not in prev:
+        a = todo.pop(0)
+        for b in succ.get(a, []):
+            if b not in prev:
+                prev[b], _ = a, todo.append(b)
+    if src not in prev:
+        return [src, dst]
+    path, k = [], src
+    while k is not None:
+        path.append(k)
+        k = prev[k]
+    return path[::-1] + [dst]
+
+
+def _equalize_lags(graph, neurons, incoming, max_delay, profile, allow_loop_delay):
+    """Every path into a neuron node lags equally: lag(dst) = max over forward synapses of
+    lag(src) + 1 (inputs 0, a node without forward inputs 1); each synapse's delays grow by
+    ``lag(dst) − lag(src) − 1`` (forward) or ``lag(dst) − lag(src)`` (back edge, NIR's one
+    step). A back edge that would need a negative delay closes a loop slower on Loihi than
+    in NIR: UnsupportedError, unless ``allow_loop_delay`` (then reported). Rewrites the
+    delay buckets of ``incoming`` in place (a kernel needing a delay is unrolled);
+    returns ({node: lag}, {(dst, j): added delay}, [loops])."""
+    lag = {i: 0 for i in graph.inputs}
+    for dst in neurons:
+        lag[dst] = max((lag[s_] + 1 for s_, *_ in incoming[dst] if _forward(graph, s_, dst)), default=1)
+    pad, loops = {}, []
+    for dst in neurons:
+        for j, (src, mats, via, geom) in enumerate(incoming[dst]):
+            need = lag[dst] - lag[src] - (1 if _forward(graph, src, dst) else 0)
+            if need < 0:
+                path = _loop_path(graph, incoming, dst, src)
+                loop = {"loop": path, "synapse": via[-1] if via else f"{src}->{dst}", "extra_delay": -need,
+                        "loihi_delay": 1 - need, "nir_delay": 1}
+                if not allow_loop_delay:
+                    raise UnsupportedError(
+                        f"loop {' → '.join(path)}: on Loihi every synapse adds a step, so a spike takes {1 - need} "
+                        f"steps around it instead of NIR's 1 ({-need} extra step(s), back edge '{loop['synapse']}'); "
+                        "compile with allow_loop_delay=True (--allow-loop-delay) to accept the extra delay")
+                loops.append(loop)
+                continue
+            if need == 0:
+                continue
+            if geom is not None:
+                mats, geom = {0: _unroll(mats[0], geom)}, None
+            top = max(mats) + need
+            if max_delay is None or top > max_delay:
+                lim = f"> {max_delay}, the maximum synaptic delay of" if max_delay is not None else "but"
+                raise UnsupportedError(
+                    f"node '{dst}': its input from '{src}' needs a synaptic delay of {top} steps so that every path "
+                    f"into '{dst}' lags equally ({lag[dst]} steps) {lim} hardware profile '{profile}'"
+                    + (" (max_delay)" if max_delay is not None else " has no max_delay"))
+            incoming[dst][j] = (src, {k + need: w for k, w in mats.items()}, via, geom)
+            pad[(dst, j)] = need
+    return lag, pad, loops
+
+
+def _bias_parts(m: dict, bias_in, route: str) -> tuple[np.ndarray, np.ndarray]:
+    """(v part, u part) of a population's constant input, NIR-normalized: the v part is
+    Lava's ``bias_mant`` (on from step 0), the u part goes through the bias neuron's
+    synapses (from the population's lag on). A synaptic bias into a decaying current
+    (CubaLIF/CubaLI, tau_syn > dt) can only enter u; with ``route="synapse"`` every bias
+    of a population whose u is cleared each step does too (exact after the lag)."""
+    v, u = m["leak"].copy(), np.zeros_like(m["leak"])
+    if bias_in is not None and np.any(bias_in != 0):
+        if m["bias_gain"] is None or route == "synapse":
+            u = m["gain"] * bias_in
+        else:
+            v = v + m["bias_gain"] * bias_in
+    if route == "synapse" and m["du"] == DECAY_UNITY - 1:
+        u, v = u + v, np.zeros_like(v)
+    return v, u
+
+
+def _bias_split(B: np.ndarray, zero_exp: bool) -> tuple[list[tuple[np.ndarray, int]], int]:
+    """Integer biases ``B`` (a_in units) as bias-neuron synapses that sum to them exactly:
+    per sign (excitatory / inhibitory, so every 8-bit mantissa value is usable) a coarse
+    part ``hi << e`` and the remainder at exponent 0. Returns ([(mantissas, exp)], clipped)."""
+    parts, clipped = [], 0
+    for sign in (1, -1):
+        P = np.maximum(sign * B, 0)
+        if not P.any():
+            continue
+        top = int(P.max())
+        e = 0 if zero_exp else min(WEIGHT_EXP_RANGE[1], max(0, math.ceil(math.log2((top + 1) / (BIAS_PART_MAX + 1)))))
+        hi = np.minimum(P >> e, BIAS_PART_MAX)
+        lo = P - (hi << e)
+        clipped += int((lo > BIAS_PART_MAX).sum())
+        parts.append((sign * hi, e))
+        if lo.any():
+            parts.append((sign * np.minimum(lo, BIAS_PART_MAX), 0))
+    return parts, clipped
+
+
+def _bias_synapses(dst: str, u_bias, scale, start: int, nodes, zero_exp: bool, max_delay, profile):
+    """The synapses from the bias neuron into ``dst`` (its u part ``u_bias``, NIR-normalized)
+    and their report. The bias neuron spikes at every step from step 0 and a synapse
+    delivers one step later, so a delay of ``start − 1`` makes the constant reach u at
+    steps start, start+1, … — exactly the steps at which ``dst`` runs NIR's steps 0, 1, …"""
+    n = u_bias.shape[0]
+    B = np.rint(scale * u_bias / 64.0).astype(np.int64)
+    parts, clipped = _bias_split(B, zero_exp)
+    d = start - 1
+    if parts and d > 0 and (max_delay is None or d > max_delay):
+        raise UnsupportedError(f"node '{dst}': its bias must start at step {start} (its lag), a synaptic delay of {d} "
+                               f"steps from the bias neuron, beyond hardware profile '{profile}''s max_delay ({max_delay})")
+    syns, rep = [], {}
+    for k, (mant, e) in enumerate(parts):
+        w_f = (scale * u_bias)[:, None] if k == 0 else np.zeros((n, 1))
+        name = f"{dst}.bias" if k == 0 else f"{dst}.bias#{k}"
+        syns.append(Synapse(name=name, src=BIAS_NEURON, dst=dst, weights=mant[:, None].astype(np.int64),
+                            weight_exp=int(e), delays=np.full((n, 1), d, np.int64) if d > 0 else None,
+                            weights_f=w_f, nodes=tuple(nodes), lag_delay=max(d, 0)))
+        rep[name] = {"weight_exp": int(e), "sign_mode": sign_mode(mant), "nonzero": int((mant != 0).sum())}
+    err = sum((mt.astype(np.float64) * 2.0**e for mt, e in parts), np.zeros(n)) - scale * u_bias / 64.0
+    return syns, {"route": "bias neuron → u", "start_step": int(start), "delay": max(d, 0), "synapses": rep,
+                  "clipped": clipped, "rms_error": float(np.sqrt(np.mean(err**2)) * 64.0 / float(np.mean(scale)))
+                  if n else 0.0}
+
+
+def _bias_neuron() -> Population:
+    """One neuron that spikes at every step: v = 0 + bias 1 > vth 0, reset to 0."""
+    return Population(name=BIAS_NEURON, kind="bias", shape=(1,), spiking=True, du=DECAY_UNITY - 1, dv=0, vth=0,
+                      bias_mant=np.ones(1, np.int64), bias_exp=0, scale=np.ones(1), du_f=1.0, dv_f=0.0,
+                      bias_f=np.ones(1), vth_f=0.0, role="bias")
+
+
 def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13,
-             max_delay: int | None = None, profile: str = "") -> LoihiProgram:
+             max_delay: int | None = None, profile: str = "", bias: str = "auto",
+             allow_loop_delay: bool = False) -> LoihiProgram:
     """Quantize ``graph`` for Loihi 2. ``weight_exp``: "auto" (per-synapse exponent for the
     most precision) or "zero" (exponent 0 everywhere, as lava-dl netx files need).
     ``max_delay``: the hardware profile's (``profile``) longest synaptic delay in steps
     (needed only when the graph has Delay nodes).
     ``vth``: force the threshold mantissa of every spiking population (otherwise a graph
-    metadata entry ``loihi_vth:<node>``, as the netx frontend writes, fixes it per node)."""
+    metadata entry ``loihi_vth:<node>``, as the netx frontend writes, fixes it per node).
+    ``bias``: "auto" (a bias into a decaying current through the bias neuron, every other
+    one as Lava's v bias) or "synapse" (every bias the current can carry through the bias
+    neuron: exact after the lag). ``allow_loop_delay``: accept loops that take more steps
+    on Loihi than in NIR (reported in ``report["loops"]``) instead of refusing them."""
     if weight_exp not in ("auto", "zero"):
         raise UnsupportedError(f"weight_exp must be 'auto' or 'zero', got {weight_exp!r}")
+    if bias not in ("auto", "synapse"):
+        raise InputError(f"bias must be 'auto' or 'synapse', got {bias!r}")
     neurons = [n for n in graph.order if isinstance(graph.nodes[n], NEURON_TYPES)]
     if graph.reset == "subtract" and any(isinstance(graph.nodes[n], (nir.LIF, nir.CubaLIF, nir.IF)) for n in neurons):
         raise UnsupportedError("reset 'subtract' is not supported: Loihi 2's LIF resets v to 0 (use reset='zero')")
@@ -417,7 +692,10 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
     incoming: dict[str, list] = {n: [] for n in neurons}
     outputs: dict[str, str] = {}
     for src in sources:
-        reached, via = _propagate(graph, src, step_of)
+        chains = _kernel_chains(graph, src)
+        reached, via = _propagate(graph, src, step_of, skip=set(chains))
+        for dst, cvia, geom, kern in chains.values():
+            incoming[dst].append((src, {0: kern}, cvia, geom))
         for dst, buckets in reached.items():
             if isinstance(graph.nodes[dst], nir.Output):
                 if via[dst] or src in graph.inputs:
@@ -430,30 +708,28 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
             n_dst = int(np.prod(graph.shapes[dst]))
             n_src = int(np.prod(graph.shapes[src]))
             mats = {k: w.reshape(n_src, n_dst).T.numpy() for k, w in sorted(buckets.items())}
-            incoming[dst].append((src, mats, via[dst]))
+            incoming[dst].append((src, mats, via[dst], None))
     model = {n: _neuron_model(graph, n) for n in neurons}
+    for dst in neurons:  # a kernel needs one gain (and threshold) per output channel, else unroll
+        m = model[dst]
+        for i, (src, mats, via, geom) in enumerate(incoming[dst]):
+            if geom is not None and (_per_channel(m["gain"], geom["out_shape"][0]) is None or (
+                    m["spiking"] and _per_channel(m["theta"], geom["out_shape"][0]) is None)):
+                incoming[dst][i] = (src, {0: _unroll(mats[0], geom)}, via, None)
+    lag, pad, loops = _equalize_lags(graph, neurons, incoming, max_delay, profile, allow_loop_delay)
     # ---- per population: scale, vth, bias, synapses ----------------------------------
     pops, syns, report = [], [], {"layers": {}, "options": {"weight_exp": weight_exp}}
     for dst in neurons:
         m = model[dst]
         n = int(np.prod(graph.shapes[dst]))
         bias_in, bias_nodes = _bias_into(graph, dst)
-        if bias_in is not None and np.any(bias_in != 0) and m["bias_gain"] is None:
-            raise UnsupportedError(
-                f"node '{dst}': synaptic bias from {', '.join(bias_nodes)} into a CubaLIF/CubaLI whose current "
-                "decays (tau_syn > dt) has no Loihi equivalent (Lava's bias adds to v, not to u)"
-            )
+        bias_rel, u_bias = _bias_parts(m, bias_in, bias)
         # float weights/bias in NIR-normalized units (before the state scale)
-        rel_w = {}
-        for src, mats, via in incoming[dst]:
-            rel_w[src] = {k: w * m["gain"][:, None] for k, w in mats.items()}
-        bias_rel = m["leak"].copy()
-        if bias_in is not None and m["bias_gain"] is not None:
-            bias_rel = bias_rel + m["bias_gain"] * bias_in
-        wmax = max((float(np.abs(w).max()) for d in rel_w.values() for w in d.values() if w.size), default=0.0)
+        rel_w = [{k: _rows(w, m["gain"]) for k, w in mats.items()} for _, mats, _, _ in incoming[dst]]
+        wmax = max((float(np.abs(w).max()) for d in rel_w for w in d.values() if w.size), default=0.0)
         if m["spiking"]:
             inv_theta = 1.0 / m["theta"]
-            wmax_t = max((float(np.abs(w * inv_theta[:, None]).max()) for d in rel_w.values() for w in d.values()
+            wmax_t = max((float(np.abs(_rows(w, inv_theta)).max()) for d in rel_w for w in d.values()
                           if w.size), default=0.0)
             bmax_t = float(np.abs(bias_rel * inv_theta).max()) if n else 0.0
             hint = graph.metadata.get(f"loihi_vth:{dst}")  # set by the netx frontend
@@ -467,6 +743,8 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                     cands.append(WMAX / wmax_t)
                 if bmax_t > 0:
                     cands.append(BIAS_MANT_MAX / bmax_t)
+                if np.any(u_bias):
+                    cands.append(BIAS_SYN_MAX / float(np.abs(u_bias * inv_theta).max()))
                 v_th = int(max(1, min(VTH_MAX, math.floor(min(cands) * (1 + 1e-6)))))
             scale = 64.0 * v_th * inv_theta  # v_int per NIR unit
         else:
@@ -477,6 +755,8 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
             bmax = float(np.abs(bias_rel).max()) if n else 0.0
             if bmax > 0:
                 cands.append(BIAS_MANT_MAX * 64.0 / bmax)
+            if np.any(u_bias):
+                cands.append(BIAS_SYN_MAX * 64.0 / float(np.abs(u_bias).max()))
             s = max(min(cands), 1e-12)
             scale = np.full(n, s)
         bias_v = scale * bias_rel  # v_int units
@@ -493,12 +773,19 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                  "bias_rms_error": float(np.sqrt(np.mean((bias_mant * 2.0**BIAS_EXP - bias_v) ** 2)) / float(np.mean(scale)))
                  if n else 0.0, "synapses": {}}
         layer.update(m["report"])
-        for src, mats, via in incoming[dst]:
+        for j, (src, mats, via, geom) in enumerate(incoming[dst]):
+            if geom is not None:  # a convolution chain: quantize and keep its kernel
+                w_v = _rows(rel_w[j][0], scale)
+                mant, e, clipped = quantize_weights(w_v / 64.0, fixed_exp=0 if weight_exp == "zero" else None)
+                syns.append(Synapse(name=via[-1], src=src, dst=dst, weights=mant, weight_exp=int(e), weights_f=w_v,
+                                    nodes=tuple(via), conv=geom, lag_delay=pad.get((dst, j), 0)))
+                layer["synapses"][via[-1]] = _synapse_report(src, mant, e, clipped, w_v / 64.0, None, via, True)
+                continue
             # split (dst, src) pairs that carry weight in several delay buckets into
             # several synapses (Lava's DelayDense has one delay per synapse)
             used = np.zeros((n, int(np.prod(graph.shapes[src]))), dtype=np.int64)
             groups: list[tuple[np.ndarray, np.ndarray]] = []
-            for k, w in rel_w[src].items():
+            for k, w in rel_w[j].items():
                 nz = w != 0
                 if not nz.any():
                     continue
@@ -527,28 +814,32 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                     if geom is not None and conv_kernel(mant, geom) is None:
                         geom = None  # e.g. per-position thresholds: not one kernel
                 syns.append(Synapse(name=name, src=src, dst=dst, weights=mant, weight_exp=int(e),
-                                    delays=dl if has_delay else None, weights_f=w_v, nodes=tuple(via), conv=geom))
-                err = mant * 2.0**e - w_a
-                rms_w = float(np.sqrt(np.mean(w_a**2))) if w_a.size else 0.0
-                layer["synapses"][name] = {
-                    "source": src, "weight_exp": int(e), "sign_mode": sign_mode(mant), "shape": list(mant.shape),
-                    "nonzero": int((mant != 0).sum()), "clipped_weights": clipped,
-                    "rms_weight_error": float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
-                    "relative_rms_weight_error": float(np.sqrt(np.mean(err**2)) / rms_w) if rms_w > 0 else 0.0,
-                    "max_delay": int(dl.max()) if dl.size else 0, "folded_nodes": list(via),
-                    "convolution": geom is not None,
-                }
+                                    delays=dl if has_delay else None, weights_f=w_v, nodes=tuple(via), conv=geom,
+                                    lag_delay=pad.get((dst, j), 0)))
+                layer["synapses"][name] = _synapse_report(src, mant, e, clipped, w_a, dl, via, geom is not None)
+        layer["lag"] = int(lag[dst])
+        if np.any(u_bias):
+            bsyn, layer["bias"] = _bias_synapses(dst, u_bias, scale, lag[dst], bias_nodes, weight_exp == "zero",
+                                                 max_delay, profile)
+            syns += bsyn
         report["layers"][dst] = layer
     # outputs fed directly by neurons
     for o in graph.outputs:
         if o not in outputs:
             preds = graph.predecessors(o)
             raise UnsupportedError(f"output '{o}' is fed by {', '.join(preds) or 'nothing'}, not by a neuron node")
+    if any(s.src == BIAS_NEURON for s in syns):
+        if BIAS_NEURON in graph.nodes:
+            raise UnsupportedError(f"node '{BIAS_NEURON}': the name of Loihi's bias neuron; rename the node")
+        pops.insert(0, _bias_neuron())
+    report["lags"] = {k: int(v) for k, v in lag.items()}
+    report["loops"] = loops
     report["totals"] = {
         "populations": len(pops), "synapses": len(syns), "neurons": int(sum(p.n for p in pops)),
         "clipped_weights": int(sum(s["clipped_weights"] for lay in report["layers"].values() for s in lay["synapses"].values())),
     }
     return LoihiProgram(
         dt=graph.dt, inputs={i: tuple(graph.shapes[i]) for i in graph.inputs}, populations=pops, synapses=syns,
-        outputs=outputs, report=report, options={"weight_exp": weight_exp, "vth": vth, "vth_max": vth_max},
+        outputs=outputs, report=report, options={"weight_exp": weight_exp, "vth": vth, "vth_max": vth_max,
+                                                 "bias": bias, "allow_loop_delay": bool(allow_loop_delay)},
     )
