@@ -16,7 +16,7 @@ from neurodeploy.hardware import profiles as profiles_mod
 from neurodeploy.hardware.profiles import BUNDLED_DIR, CONFIDENCE_LEVELS, ENV_VAR, REQUIRED
 from neurodeploy.hardware.units import DIMENSIONS, to_si
 
-BUNDLED = ("loihi1", "loihi2", "rram_40nm")
+BUNDLED = ("loihi1", "loihi2", "rram_40nm", "rram_40nm_worstcase")
 
 
 # ------------------------------------------------------------------ helpers

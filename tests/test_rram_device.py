@@ -207,11 +207,11 @@ def test_fault_compensation_restores_weights_by_hand():
 
 
 def test_fault_compensation_statistics_and_untouched_pairs():
-    """Full rram_40nm write-verify of trained-network-like weights (normal, σ = W/5):
+    """Full rram_40nm_worstcase write-verify of trained-network-like weights (normal, σ = W/5):
     compensation leaves fault-free pairs bit for bit as they were and cuts the weight-error
     variance several-fold (a stuck-on cell costs ~W uncompensated, ~|w| + the d2d mismatch
     of the two bounds compensated)."""
-    cfg = DeviceConfig.from_profile()
+    cfg = DeviceConfig.from_profile("rram_40nm_worstcase")  # 5 % + 5 % stuck cells
     g = gen(11)
     d = torch.clamp(0.2 * torch.randn(N, generator=g, dtype=torch.float64), -1, 1) * cfg.window
     tp, tn = torch.clamp(d, min=0), torch.clamp(-d, min=0)

@@ -221,11 +221,12 @@ def test_sparse_layer_and_crossbar_share_adc_noise_dac_and_counts(rows):
     for kind in xbar.COUNT_KINDS:
         if kind != "adc_saturations" or rows >= n_pre:
             assert cs[kind] == cd[kind], kind
-    assert cd["dac_conversions"] == int((x != 0).sum()) * xb.col_tiles > 0
+    assert cd["dac_conversions"] == int((xbar.dac(x, cfg, 1) != 0).sum()) * xb.col_tiles > 0  # one 4-bit cycle
     if rows >= n_pre:
         # the products differ only in float64 summation order (a gather vs the full row)
         assert torch.allclose(layer.adc_range, xb.adc_range.reshape(-1), rtol=1e-12, atol=0)
-        lsb = xb.adc.lsb.reshape(-1)
+        _, f, m = xbar.stream(x, cfg, 1)  # x ≥ 0 and 4 bits: one cycle per vector, y = code·lsb·m₀·f
+        lsb = xb.adc.lsb.reshape(-1) * m[0] * f
         assert torch.allclose(y_sparse, y_dense, rtol=0, atol=1e-9)
         assert torch.equal(torch.round(y_sparse / lsb), torch.round(y_dense / lsb))  # the same ADC codes
         assert len(torch.unique(torch.round(y_dense / lsb))) > 5

@@ -142,10 +142,18 @@ def test_crossbar_counts_match_hand_count(rng):
 
 
 def test_graded_inputs_use_dac(rng):
+    """Inputs k/8 (k = 0..7) on 8 bits (lsb 2^-7: code 16 k) through 1-bit DACs: one read
+    cycle per set bit of k, so dac_conversions = Σ popcount(k); ideal: no DAC."""
     g = load(chain(nir.Input(np.array([10])), affine(rng, 6, 10), lif(6), nir.Output(np.array([6])), dt=1e-3))
-    x = torch.rand(2, 4, 10, generator=torch.Generator().manual_seed(0))
-    res = RRAMTarget().compile(g).run(x)
-    assert res.counts["affine"]["dac_conversions"] == int((x != 0).sum())
+    k = torch.randint(0, 8, (2, 4, 10), generator=torch.Generator().manual_seed(0))
+    k[..., 0] = 7  # every vector's max is 7/8
+    x = k.float() / 8
+    cfg = DeviceConfig().replace(input_bits=8, dac_bits=1)
+    res = RRAMTarget().compile(g, config=cfg).run(x)
+    popcount = (k & 1) + ((k >> 1) & 1) + ((k >> 2) & 1)
+    assert res.counts["affine"]["dac_conversions"] == int(popcount.sum())
+    wide = RRAMTarget().compile(g, config=cfg.replace(dac_bits=8)).run(x)
+    assert wide.counts["affine"]["dac_conversions"] == int((x != 0).sum())  # one cycle
     res = RRAMTarget().compile(g, config=IDEAL).run(x)
     assert res.counts["affine"]["dac_conversions"] == 0
 
@@ -257,7 +265,8 @@ def test_registry_and_profile():
 
     g = load(dense_graph(np.random.default_rng(0)))
     p = tgt.compile(g, hardware=load_profile("rram_40nm"))
-    assert p.config.g_max == pytest.approx(40e-6) and p.config.levels == 4
+    assert p.config.g_max == pytest.approx(40e-6) and p.config.levels == int(load_profile("rram_40nm").si("levels"))
+    assert tgt.compile(g, hardware="rram_40nm_worstcase").config.levels == int(load_profile("rram_40nm_worstcase").si("levels"))
     with pytest.raises(Exception, match="loihi"):
         tgt.compile(g, hardware="loihi2")
     with pytest.raises(Exception, match="unknown option"):

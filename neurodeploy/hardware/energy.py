@@ -15,8 +15,12 @@ Priced kinds per hardware kind (term kind ← counted kind × constant):
   ``spike_hops`` × energy_spike_hop); ``static``. Any target's run can be priced.
 * rram: ``cell_read`` ← cell_reads × energy_cell_read; ``dac`` ← rows_activated (row
   drives) × energy_dac_conversion; ``adc`` ← adc_conversions × energy_adc_conversion;
-  ``neuron_update`` ← neuron_updates × energy_digital_neuron_update; ``static``. A run whose
-  synapse nodes lack the crossbar kinds gets one UnsupportedError.
+  ``periphery`` ← adc_conversions × energy_shift_add + rows_activated ×
+  energy_input_register (where the profile has them); ``neuron_update`` ← neuron_updates ×
+  energy_digital_neuron_update; ``static`` ← (static_power + static_power_per_tile × the
+  tiles of ``description["crossbars"]``) × run time. Every crossbar kind is counted per read
+  cycle, so bit-serial inputs cost one read per cycle. A run whose synapse nodes lack the
+  crossbar kinds gets one UnsupportedError.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from .inputs import CROSSBAR_KINDS, check_description, checked_counts, cite, lacking, synapse_nodes
+from .inputs import CROSSBAR_KINDS, check_description, checked_counts, cite, lacking, section, synapse_nodes
 from .latency import estimate_latency
 
 __all__ = ["estimate_energy"]
@@ -83,27 +87,38 @@ def _rram_terms(profile, counts, result, description, T: _Terms, assumptions: li
             T.add(n, "cell_read", c["cell_reads"], "energy_cell_read", "cell_reads")
             T.add(n, "dac", c["rows_activated"], "energy_dac_conversion", "rows_activated")
             T.add(n, "adc", c["adc_conversions"], "energy_adc_conversion", "adc_conversions")
+            if "energy_shift_add" in profile:
+                T.add(n, "periphery", c["adc_conversions"], "energy_shift_add", "adc_conversions (shift-and-add)")
+            if "energy_input_register" in profile:
+                T.add(n, "periphery", c["rows_activated"], "energy_input_register", "rows_activated (input register reads)")
         T.add(n, "neuron_update", c.get("neuron_updates", 0), "energy_digital_neuron_update", "neuron_updates")
-    assumptions.append("cell reads, row drives (DAC) and ADC conversions priced as the crossbar target counted them")
-    graded = sum(c.get("dac_conversions", 0) for c in counts.values())
-    if graded:
-        bits = int(profile.si("dac_bits"))
-        assumptions.append(f"{graded} graded (non-binary) row drives priced as one drive each; a {bits}-bit DAC "
-                           "streaming a multi-bit input bit-serially would cost one drive per bit")
+    assumptions.append("cell reads, row drives (DAC) and ADC conversions priced as the crossbar target counted them, "
+                       "per read cycle (a graded input streamed bit-serially is one read per cycle)")
+    if not any(k in profile for k in ("energy_shift_add", "energy_input_register")):
+        assumptions.append("the profile prices no digital periphery (shift-and-add, input registers): not included")
 
 
-def _static_term(profile, latency, T: _Terms) -> float:
+def _static_term(profile, latency, T: _Terms, description=None) -> float:
+    """static_power × run time, plus (a profile with ``static_power_per_tile``) that power ×
+    the crossbar tiles the program occupies (``description["crossbars"]``) × run time."""
     try:
         run_time = float(latency["run_time_s"])
     except (TypeError, KeyError, ValueError):
         raise InputError("latency must be the dict estimate_latency returns (with run_time_s)") from None
-    c = profile["static_power"]
-    T.terms.append({
-        "layer": "(chip)", "kind": "static", "count": run_time, "constant": "static_power",
-        "per_event_J": c.si, "energy_J": c.si * run_time, "count_from": "run time (s) from the latency model",
-        "source": c.source, "confidence": c.confidence,
-    })
-    return c.si * run_time
+    parts = [("(chip)", "static_power", 1.0, "run time (s) from the latency model")]
+    if "static_power_per_tile" in profile:
+        tiles = sum(int(g.get("tiles", 0)) for g in (section(description, "crossbars") or {}).values())
+        parts.append(("(tiles)", "static_power_per_tile", float(tiles), f"{tiles} tiles × run time (s) from the latency model"))
+    total = 0.0
+    for layer, name, mult, how in parts:
+        c = profile[name]
+        T.terms.append({
+            "layer": layer, "kind": "static", "count": run_time * mult, "constant": name,
+            "per_event_J": c.si, "energy_J": c.si * run_time * mult, "count_from": how,
+            "source": c.source, "confidence": c.confidence,
+        })
+        total += c.si * run_time * mult
+    return total
 
 
 def _summary(profile, result, T: _Terms, static: float, run_time: float, assumptions) -> dict:
@@ -140,6 +155,6 @@ def estimate_energy(result, profile, description: dict | None = None, graph=None
         raise InputError(f"no energy model for hardware kind {profile.kind!r} (profile {profile.name})")
     if latency is None:
         latency = estimate_latency(result, profile, description, graph)
-    static = _static_term(profile, latency, T)
+    static = _static_term(profile, latency, T, description)
     assumptions.append("static power × modelled run time (samples run one after another at the modelled step latency)")
     return _summary(profile, result, T, static, float(latency["run_time_s"]), assumptions)

@@ -16,8 +16,9 @@ description and a HardwareProfile (see docs/energy-model.md).
 * **RRAM** (``kind = "rram"``): from ``description["crossbars"]``: each synapse node is
   ``reads_per_step`` crossbar reads per step (its tiles in parallel), each followed by one
   conversion per differential pair of a tile's bit lines (``ceil(cols / 2 / col_tiles)``,
-  as the target counts ``adc_conversions``) on one ADC per array; nodes run one after
-  another. A run without that geometry gets one UnsupportedError.
+  as the target counts ``adc_conversions``) on one ADC per array; a node that drove graded
+  inputs (counted ``dac_conversions``) takes ``input_cycles`` read cycles per read (the
+  bit-serial drivers); nodes run one after another. A run without that geometry gets one UnsupportedError.
 
 Counts are totals over samples and steps, so per-step figures are averages per sample.
 Every result names the profile constants it used with their sources and confidence.
@@ -201,9 +202,11 @@ def rram_latency(result, profile, description=None, graph=None, adcs_per_array: 
     for n, geo in xbars.items():
         g = _geometry(n, geo)
         pairs = math.ceil(g["cols"] / 2 / g["col_tiles"])  # one conversion per differential pair of bit lines
-        t = g["reads_per_step"] * (t_read + math.ceil(pairs / adcs_per_array) * t_adc)
+        graded = counts.get(n, {}).get("dac_conversions", 0) > 0  # inputs through the bit-serial drivers
+        cycles = positive_int(f"description['crossbars']['{n}']['input_cycles']", geo.get("input_cycles", 1)) if graded else 1
+        t = g["reads_per_step"] * cycles * (t_read + math.ceil(pairs / adcs_per_array) * t_adc)
         layers[n] = {"rows": g["rows"], "cols": g["cols"], "tiles": g["tiles"], "reads_per_step": g["reads_per_step"],
-                     "time_per_step_s": t}
+                     "read_cycles": cycles, "time_per_step_s": t}
         step += t
     return {"model": "rram", "per_step_s": step, "per_inference_s": step * int(result.steps),
             "run_time_s": step * int(result.steps) * int(result.batch), "layers": layers,
@@ -211,6 +214,8 @@ def rram_latency(result, profile, description=None, graph=None, adcs_per_array: 
             "assumptions": [
                 "geometry from the program's description (crossbars: rows, cols, tiles, reads per step)",
                 "every tile of a node is read reads_per_step times per step (no skipping of all-zero inputs: upper bound)",
+                "a node that drove graded inputs (counted dac_conversions) takes input_cycles read cycles per read "
+                "(bit-serial drivers, non-negative inputs; a signed input takes twice as many), one with binary inputs one",
                 f"{adcs_per_array} ADC per array, converting a tile's differential pairs (cols / 2) one after another",
                 "tiles of a node run in parallel; nodes run one after another within a step",
                 "digital neuron updates and partial-sum accumulation across row tiles take no time (not in the profile)"]}

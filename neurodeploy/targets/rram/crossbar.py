@@ -102,18 +102,37 @@ class TileGeometry:
         """Programmed devices: both cells of every pair of every slice of every weight."""
         return 2 * self.slices * self.in_features * self.out_features
 
-    def describe(self, reads_per_step: int = 1) -> dict:
+    def describe(self, reads_per_step: int = 1, input_cycles: int = 1) -> dict:
         """The ``crossbars`` entry of ``Program.describe()``: ``rows`` (word lines the matrix
         drives) and ``cols`` (bit lines: 2 × outputs × slices), the tiles of
         ``array_rows × array_cols`` arrays, ``reads_per_step`` (input vectors per sample and
-        step: a convolution's output positions, else 1; each reads every tile once)."""
-        return {
+        step: a convolution's output positions, else 1; each reads every tile once),
+        ``input_cycles`` (read cycles of one graded non-negative input vector through the
+        bit-serial drivers, :func:`input_cycles`; a binary one takes 1, a signed one twice)."""
+        return {"input_cycles": int(input_cycles),
             "rows": self.in_features, "cols": 2 * self.out_features * self.slices,
             "row_tiles": self.row_tiles, "col_tiles": self.col_tiles, "tiles": self.tiles,
             "reads_per_step": int(reads_per_step), "cells_per_weight": 2 * self.slices,
             "in_features": self.in_features, "out_features": self.out_features, "slices": self.slices,
             "array_rows": self.rows, "array_cols": 2 * self.pairs, "cells": self.cells,
         }
+
+
+def drift_compensation(g0: torch.Tensor, gt: torch.Tensor, config: DeviceConfig) -> torch.Tensor | None:
+    """Digital output scale restoring drifted conductances (aihwkit's Global/PerColumn
+    DriftCompensation): a reference read drives every row and reads each bit line; the scale
+    is (reference current at programming) / (reference current at ``read_time``), summed
+    over all bit lines (``"global"``: one scale per layer) or per output's pair of bit lines
+    over its slices (``"per_column"``). ``g0``/``gt``: (2, slices, out, in) offsets at t0 and
+    at read time. None for ``"none"``; noise-free reference reads."""
+    mode = config.drift_compensation
+    if mode == "none":
+        return None
+    ref = lambda g: (g + config.g_min).sum((0, 1, 3))  # noqa: E731 - per output, all bit lines
+    r0, rt = ref(g0), ref(gt)
+    if mode == "global":
+        r0, rt = r0.sum().expand_as(r0), rt.sum().expand_as(rt)
+    return torch.where(rt > 0, r0 / rt.clamp(min=torch.finfo(torch.float64).tiny), torch.ones_like(r0))
 
 
 def active_rows(nz: torch.Tensor, geom: TileGeometry, dim: int) -> torch.Tensor:
@@ -140,6 +159,14 @@ def count_reads(counts: dict, geom: TileGeometry, rows_on: torch.Tensor, graded_
         counts["dac_conversions"] += graded_rows * geom.col_tiles
 
 
+def count_stream(counts: dict, geom: TileGeometry, u: torch.Tensor, graded: torch.Tensor) -> None:
+    """:func:`count_reads` of bit-serial drives ``u`` (K cycles, ..., in) (:func:`stream`):
+    every cycle with an active row is a read; the active rows of vectors marked ``graded``
+    (``u.shape[1:-1]`` bools) are DAC drives."""
+    rows_on = active_rows(u != 0, geom, u.ndim - 1)  # (K, ..., row tiles)
+    count_reads(counts, geom, rows_on, (rows_on.sum(-1) * graded).sum(dtype=torch.float64))
+
+
 def graded_rows(x: torch.Tensor, rows_on: torch.Tensor, dim: int) -> torch.Tensor:
     """Active rows of the input vectors with a graded (non-binary) element, the rows a DAC
     drives (a binary vector passes the DAC unchanged and is not counted), whatever else is
@@ -152,12 +179,72 @@ def zero_counts(device, kinds=COUNT_KINDS) -> dict:
     return {k: torch.zeros((), dtype=torch.float64, device=device) for k in kinds}
 
 
-def dac(x: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    """Graded inputs through a symmetric ``bits`` DAC whose range is each input vector's
-    max |x| (vectors along ``dim``)."""
-    n = max(2 ** (bits - 1) - 1, 1)
-    xmax = x.abs().amax(dim, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
-    return torch.round(x / xmax * n) * (xmax / n)
+def input_lsb(xmax: torch.Tensor, n: int) -> torch.Tensor:
+    """The smallest power of two ``lsb`` with ``xmax <= n · lsb`` (exact, via frexp): the
+    digital input's fixed-point step, so integer and dyadic inputs are coded exactly."""
+    m, e = torch.frexp(xmax.clamp(min=torch.finfo(xmax.dtype).tiny) / n)
+    return torch.ldexp(torch.ones_like(m), torch.where(m == 0.5, e - 1, e))
+
+
+def stream(x: torch.Tensor, config: DeviceConfig, dim: int):
+    """The input drivers of vectors ``x`` (elements along ``dim``): read-cycle drives.
+
+    A graded vector is coded on ``b = config.input_resolution`` bits, sign included:
+    ``code = round(x / lsb)`` in ``[−n, n]``, ``n = 2^(b−1) − 1``, ``lsb`` the power of two
+    of :func:`input_lsb` (per vector). Its magnitude is streamed in ``d = dac_bits`` -bit
+    digits, least significant first, ``C = ceil((b−1)/d)`` cycles per sign (positive parts,
+    then negative parts when there are any); a cycle drives ``digit / dmax`` of the read
+    voltage (``dmax = min(2^d − 1, n)``). A binary (0/1) vector drives itself in one cycle.
+
+    Returns ``(u, f, m)``: drives ``u`` (K, *x.shape) in [0, 1], per-vector factors ``f``
+    (x.shape with ``dim`` of size 1) and cycle weights ``m`` (K,) such that the coded input is
+    ``f · Σ_k m_k u_k`` — exactly ``x`` for inputs on the ``lsb`` grid (shift-and-add of the
+    cycles' digital results). ``input_resolution`` None: ``u = x[None]`` (exact drive)."""
+    bits = config.input_resolution
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    if bits is None:
+        return x[None], one, torch.ones(1, dtype=x.dtype, device=x.device)
+    mb = max(bits - 1, 1)
+    n = 2 ** mb - 1
+    d = min(config.dac_bits or mb, mb)
+    cycles, base = math.ceil(mb / d), 2 ** d
+    dmax = min(base - 1, n)
+    lsb = input_lsb(x.abs().amax(dim, keepdim=True), n)
+    code = torch.round(x / lsb).clamp_(-n, n)
+    signs = (1.0, -1.0) if bool((code < 0).any()) else (1.0,)
+    powers = torch.tensor([float(base ** k) for k in range(cycles)], dtype=x.dtype, device=x.device)
+    shape = (cycles,) + (1,) * x.ndim
+    u = torch.cat([torch.remainder(torch.div((s * code).clamp(min=0)[None], powers.reshape(shape), rounding_mode="floor"), base)
+                   for s in signs]) / dmax
+    m = torch.cat([s * dmax * powers for s in signs])
+    binary = ((x == 0) | (x == 1)).all(dim, keepdim=True)
+    if bool(binary.any()):
+        first = torch.zeros_like(u)
+        first[0] = x
+        u = torch.where(binary[None], first, u)
+        lsb = torch.where(binary, one / dmax, lsb)
+    return u, lsb, m
+
+
+def input_cycles(config: DeviceConfig) -> int:
+    """Read cycles per sign of a graded input vector (:func:`stream`): ceil((b−1)/dac_bits)."""
+    bits = config.input_resolution
+    if bits is None:
+        return 1
+    mb = max(bits - 1, 1)
+    return math.ceil(mb / min(config.dac_bits or mb, mb))
+
+
+def recombine(y: torch.Tensor, f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Shift-and-add of digitized cycle results ``y`` (K, ...) with cycle weights ``m`` and
+    per-vector factors ``f`` (broadcast against ``y[0]``)."""
+    return torch.tensordot(m.to(y.dtype), y, dims=1) * f
+
+
+def dac(x: torch.Tensor, config: DeviceConfig, dim: int) -> torch.Tensor:
+    """The input as the drivers code it (:func:`stream` recombined without a crossbar)."""
+    u, f, m = stream(x, config, dim)
+    return recombine(u, f, m)
 
 
 def add_read_noise(y: torch.Tensor, var: torch.Tensor, sigma: float, generator) -> torch.Tensor:
@@ -249,8 +336,8 @@ class Crossbar:
                  dtype=torch.float32, device="cpu", sparse: bool = False):
         self.config = config
         dg_pos, dg_neg = torch.as_tensor(dg_pos), torch.as_tensor(dg_neg)
-        if dg_pos.ndim == 2:  # one slice
-            dg_pos, dg_neg = dg_pos[None], dg_neg[None]
+        dg_pos = dg_pos[None] if dg_pos.ndim == 2 else dg_pos  # one slice
+        dg_neg = dg_neg[None] if dg_neg.ndim == 2 else dg_neg
         self.dg_pos = dg_pos.to(device=device, dtype=torch.float64)  # (slices, out, in)
         self.dg_neg = dg_neg.to(device=device, dtype=torch.float64)
         self.scales = torch.as_tensor(scale, dtype=torch.float64).reshape(-1).to(device)
@@ -311,8 +398,10 @@ class Crossbar:
     def _prepare(self, sparse: bool):
         c = self.config
         gp, gn = self.dg_pos, self.dg_neg
+        self.compensation = None
         if self.devices is not None and c.drifts:
             d = dev.drift(torch.stack([gp, gn]), self.devices, c)
+            self.compensation = drift_compensation(torch.stack([gp, gn]), d, c)
             gp, gn = d[0], d[1]
         gp_abs, gn_abs = gp + c.g_min, gn + c.g_min
         if c.wire_resistance > 0:
@@ -327,6 +416,9 @@ class Crossbar:
         # effective weight per slice (float64), exact w when nothing perturbs the conductances
         w_sl = ((gp_abs - c.g_min) - (gn_abs - c.g_min)) * sc  # (S, out, in)
         w_eff = w_sl[0] if self.slices == 1 else w_sl.sum(0)
+        if self.compensation is not None:  # a digital output scale: folded into the ideal product
+            w_eff = w_eff * self.compensation.reshape(-1, 1)
+            self.compensation = self.compensation.to(self.dtype)
         self.weight64 = w_eff
         self.weight = w_eff.to(self.dtype)
         self.fast = c.read_noise == 0 and c.adc_bits is None
@@ -416,8 +508,8 @@ class Crossbar:
         return {k: int(round(float(v))) for k, v in self._counts.items()}
 
     def is_graded(self, x: torch.Tensor) -> bool:
-        """True when ``x`` is not binary and a DAC is modelled."""
-        return self.config.dac_bits is not None and bool(((x != 0) & (x != 1)).any())
+        """True when ``x`` is not binary and the input drivers are modelled."""
+        return self.config.input_resolution is not None and bool(((x != 0) & (x != 1)).any())
 
     def is_fast(self, x: torch.Tensor) -> bool:
         """True when the product of ``x`` is a plain float GEMM (no per-read effects)."""
@@ -429,24 +521,34 @@ class Crossbar:
         ``dense_fast(x)``, when given, computes the ideal product instead of ``F.linear``
         (the conv op passes the reference convolution)."""
         c = self.config
-        rows_on = active_rows(x != 0, self.geometry, 1)  # (N, T)
         graded = self.is_graded(x)
-        count_reads(self._counts, self.geometry, rows_on, graded_rows(x, rows_on, 1) if graded else None)
-        if self.fast and not graded:
-            if dense_fast is not None:
-                return dense_fast()
-            if self.sparse:
-                y = torch.sparse.mm(self.weight_sparse, x.T).T
-                return y if bias is None else y + bias
-            return F.linear(x, self.weight, bias)
-        if graded:
-            x = dac(x, c.dac_bits, 1)
-        y = self._read(x)
-        if self.adc is not None:
-            y, sat = self.adc(y)
-            self._counts["adc_saturations"] += sat
-        y = y.sum(0)
+        if not graded:
+            count_reads(self._counts, self.geometry, active_rows(x != 0, self.geometry, 1))
+            if self.fast:
+                if dense_fast is not None:
+                    return dense_fast()
+                if self.sparse:
+                    y = torch.sparse.mm(self.weight_sparse, x.T).T
+                    return y if bias is None else y + bias
+                return F.linear(x, self.weight, bias)
+            y = self._convert(self._read(x)).sum(0)
+        else:
+            u, f, m = stream(x, c, 1)  # (K, N, in) drives of K read cycles
+            count_stream(self._counts, self.geometry, u, ((x != 0) & (x != 1)).any(1))
+            k, n_vec = u.shape[:2]
+            y = self._convert(self._read(u.reshape(k * n_vec, -1)))  # (P, K·N, out)
+            y = recombine(y.reshape(y.shape[0], k, n_vec, -1).transpose(0, 1), f, m).sum(0)
+        if self.compensation is not None:
+            y = y * self.compensation
         return y if bias is None else y + bias
+
+    def _convert(self, y: torch.Tensor) -> torch.Tensor:
+        """Column currents (P, N, out) through the ADCs (unchanged without ADC)."""
+        if self.adc is None:
+            return y
+        y, sat = self.adc(y)
+        self._counts["adc_saturations"] += sat
+        return y
 
     def _read(self, x: torch.Tensor) -> torch.Tensor:
         """Analog column currents (S·T, N, out) of inputs ``x`` (N, in), read noise included."""

@@ -83,6 +83,10 @@ FORMED_G_STD = 0.25
 DEFAULT_FORMING_VOLTAGE = 2.27
 #: ``DeviceConfig.adc_range`` modes besides a number (fraction of the worst case).
 ADC_RANGE_MODES = ("calibrated", "worst", "auto")
+#: ``DeviceConfig.drift_compensation`` modes: no compensation, one digital scale per layer,
+#: one per column (set by a reference read at read time, as aihwkit's Global/PerColumn
+#: DriftCompensation)
+DRIFT_COMPENSATION_MODES = ("none", "global", "per_column")
 #: Offset of the read-noise seeds of an ADC calibration pass (independent of run seeds).
 CALIBRATION_SEED_OFFSET = 1_000_003
 
@@ -100,16 +104,18 @@ DEFAULT_PROFILE = "rram_40nm"
 
 def profile_fields(p) -> dict:
     """The :class:`DeviceConfig` fields a hardware profile of kind ``rram`` carries
-    (SI units; ``read_time`` = ``drift_t0``: read right after programming)."""
+    (SI units; without a ``read_time`` constant, ``read_time`` = ``drift_t0``: read right
+    after programming; without ``input_bits``, inputs are as wide as the DAC)."""
     num = lambda n: p.si(n)  # noqa: E731
     count = lambda n: int(round(p.si(n)))  # noqa: E731
     kw = dict(
         g_min=num("g_min"), g_max=num("g_max"), levels=count("levels"),
         programming_noise=num("programming_noise_sigma"), read_noise=num("read_noise_sigma"),
         drift_nu_mean=num("drift_nu_mean"), drift_nu_std=num("drift_nu_std"),
-        drift_t0=num("drift_t0"), read_time=num("drift_t0"),
+        drift_t0=num("drift_t0"), read_time=num("read_time") if "read_time" in p else num("drift_t0"),
         stuck_on=num("stuck_on_fraction"), stuck_off=num("stuck_off_fraction"),
         d2d=num("d2d_variation"), adc_bits=count("adc_bits"), dac_bits=count("dac_bits"),
+        input_bits=count("input_bits") if "input_bits" in p else None,
         read_voltage=num("read_voltage"), array_rows=count("array_rows"), array_cols=count("array_cols"),
     )
     if "wire_resistance" in p:
@@ -140,6 +146,14 @@ class DeviceConfig:
     bound), ``adc_bits`` (None = ideal read-out), ``dac_bits`` (for graded inputs; None =
     ideal), ``wire_resistance`` (ohm per cell pitch; IR drop).
 
+    Input drivers: ``input_bits`` is the resolution of a graded digital input (sign
+    included; None = as wide as the DAC), ``dac_bits`` the bits a row driver applies per
+    read cycle. With ``dac_bits < input_bits − 1`` a graded input is streamed over several
+    read cycles (bit-serial, as ISAAC does) and the cycles' digitized column currents are
+    shifted and added; binary (spike) inputs need one cycle (:func:`.crossbar.stream`).
+    ``drift_compensation``: ``"global"`` (default: one digital output scale per layer from a
+    reference read at ``read_time``), ``"per_column"`` or ``"none"``.
+
     ``adc_range`` sets the full scale ``±R`` of each tile's ADCs (see :mod:`.crossbar`):
     ``"calibrated"`` (default: ``R`` = the largest column current seen on calibration data,
     per tile; the first batch a program runs unless ``calibrate(x)`` was called),
@@ -166,6 +180,8 @@ class DeviceConfig:
     adc_bits: int | None = _D["adc_bits"]
     adc_range: float | str = "calibrated"
     dac_bits: int | None = _D["dac_bits"]
+    input_bits: int | None = _D.get("input_bits")
+    drift_compensation: str = "global"
     wire_resistance: float = _D.get("wire_resistance", 0.0)
     read_voltage: float = _D["read_voltage"]
     array_rows: int = _D["array_rows"]
@@ -179,10 +195,13 @@ class DeviceConfig:
             raise InputError(f"DeviceConfig: levels must be an integer >= 2 or None, got {self.levels!r}")
         if not isinstance(self.slices, int) or self.slices < 1:
             raise InputError(f"DeviceConfig: slices must be an integer >= 1, got {self.slices!r}")
-        for name in ("adc_bits", "dac_bits"):
+        for name, lo in (("adc_bits", 1), ("dac_bits", 1), ("input_bits", 2)):
             b = getattr(self, name)
-            if b is not None and (not isinstance(b, int) or not 1 <= b <= 32):
-                raise InputError(f"DeviceConfig: {name} must be an integer in [1, 32] or None, got {b!r}")
+            if b is not None and (not isinstance(b, int) or isinstance(b, bool) or not lo <= b <= 32):
+                raise InputError(f"DeviceConfig: {name} must be an integer in [{lo}, 32] or None, got {b!r}")
+        if self.drift_compensation not in DRIFT_COMPENSATION_MODES:
+            raise InputError(f"DeviceConfig: drift_compensation must be one of {', '.join(DRIFT_COMPENSATION_MODES)}, "
+                             f"got {self.drift_compensation!r}")
         _check_fraction("stuck_on", self.stuck_on)
         _check_fraction("stuck_off", self.stuck_off)
         if self.stuck_on + self.stuck_off > 1:
@@ -225,7 +244,7 @@ class DeviceConfig:
         return replace(
             self, levels=None, slices=1, programming_noise=0.0, read_noise=0.0, drift_nu_mean=0.0,
             drift_nu_std=0.0, read_time=self.drift_t0, stuck_on=0.0, stuck_off=0.0, d2d=0.0,
-            adc_bits=None, dac_bits=None, wire_resistance=0.0,
+            adc_bits=None, dac_bits=None, input_bits=None, wire_resistance=0.0,
         )
 
     def replace(self, **kw) -> "DeviceConfig":
@@ -256,6 +275,12 @@ class DeviceConfig:
         if self.adc_range == "calibrated":
             return None
         return 1.0 if self.adc_range in ("worst", "auto") else float(self.adc_range)
+
+    @property
+    def input_resolution(self) -> int | None:
+        """Bits of a graded input as the drivers see it (``input_bits``, else ``dac_bits``:
+        one cycle of a DAC as wide as the input); None = graded inputs driven exactly."""
+        return self.input_bits if self.input_bits is not None else self.dac_bits
 
     @property
     def drifts(self) -> bool:

@@ -38,7 +38,7 @@ from ..memory import graph_memory
 from ..ops import Conv, Op, StepLoop, build_op
 from ..reference import _device, _dtype
 from . import device as dev
-from .crossbar import Crossbar, conv_padding, unfold_input
+from .crossbar import Crossbar, conv_padding, input_cycles, unfold_input
 from .device import DeviceConfig
 
 #: RRAMTarget.compile's options {name: meaning}
@@ -192,7 +192,8 @@ class RRAMProgram:
         geometry each synapse node was programmed with), ``memory`` (weights as cells),
         ``calibration`` (the ADC ranges and the data they came from; None without ADC)."""
         itemsize = torch.tensor([], dtype=self.dtype).element_size()
-        bars = {n: xb.geometry.describe(self._reads_per_step(n)) for n, xb in self.crossbars.items()}
+        cycles = input_cycles(self.config)
+        bars = {n: xb.geometry.describe(self._reads_per_step(n), cycles) for n, xb in self.crossbars.items()}
         cells = {n: b["cells"] for n, b in bars.items()}
         memory = graph_memory(
             self.graph, itemsize, itemsize,

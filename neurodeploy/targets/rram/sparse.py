@@ -316,11 +316,11 @@ class SparseLayer:
             self._counts["stored_synaptic_events"] += (per_pre * self.outdeg).sum()
             if self.geometry is None:
                 continue
-            rows_on = xbar.active_rows(nz, self.geometry, 1)  # (t, B, row tiles)
-            dac_rows = None
-            if graded is not None and any(graded[t0:t0 + chunk]):
-                dac_rows = xbar.graded_rows(xc, rows_on, 1)
-            xbar.count_reads(self._counts, self.geometry, rows_on, dac_rows)
+            if graded is not None and any(graded[t0:t0 + chunk]):  # the read cycles of the drivers
+                u = xbar.stream(xc, self.config, 1)[0]  # (K, t, n_pre, B)
+                xbar.count_stream(self._counts, self.geometry, u.movedim(2, -1), ((xc != 0) & (xc != 1)).any(1))
+            else:
+                xbar.count_reads(self._counts, self.geometry, xbar.active_rows(nz, self.geometry, 1))
 
     def _mm(self, vals, x):
         if self.kernel == "csr":
@@ -346,8 +346,16 @@ class SparseLayer:
         c = self.config
         if c is None:
             return self._mm(self.w, x)
-        if graded:
-            x = xbar.dac(x, c.dac_bits, 0)
+        if not graded:
+            return self._convert(self._read(x))
+        u, f, m = xbar.stream(x, c, 0)  # (K, n_pre, B): K read cycles, batched as K·B vectors
+        k, b = u.shape[0], x.shape[1]
+        y = self._convert(self._read(u.permute(1, 0, 2).reshape(self.n_pre, k * b)))
+        return xbar.recombine(y.reshape(self.n_post, k, b).transpose(0, 1), f, m)
+
+    def _read(self, x: torch.Tensor) -> torch.Tensor:
+        """Analog column currents (n_post, B) of drives ``x`` (n_pre, B), read noise included."""
+        c = self.config
         y = self._mm(self.w, x)
         if self.noise:
             x2 = x * x
@@ -355,11 +363,15 @@ class SparseLayer:
             if self.c0:
                 var = var + self.c0 * x2.sum(0, keepdim=True)
             y = xbar.add_read_noise(y.T[None], var.T[None], c.read_noise, self.generator)[0].T
-        if self.adc is not None:
-            q, sat = self.adc(y.T[None])
-            self._counts["adc_saturations"] += sat
-            y = q[0].T
         return y
+
+    def _convert(self, y: torch.Tensor) -> torch.Tensor:
+        """Column currents (n_post, B) through the ADCs (unchanged without ADC)."""
+        if self.adc is None:
+            return y
+        q, sat = self.adc(y.T[None])
+        self._counts["adc_saturations"] += sat
+        return q[0].T
 
 
 # ------------------------------------------------------------------------------------ program
@@ -507,7 +519,7 @@ class SparseReservoirProgram:
                   else f"dense weights and LIF potentials, {itemsize}-byte"}
         bars = None
         if self.config is not None:
-            bars = {n: l.geometry.describe(1) for n, l in self.layers.items()}
+            bars = {n: l.geometry.describe(1, xbar.input_cycles(l.config)) for n, l in self.layers.items()}
             memory["cells"] = 2 * w  # the devices of the stored synapses (the others stay at g_min)
             memory["method"] += "; weights as conductance cells, 2 per stored synapse"
         nodes = ("input", "w_in", "lif", "w_rec", "output")
@@ -569,7 +581,7 @@ class SparseReservoirProgram:
         if xin.is_cuda:  # cuSPARSE's CSR product is ~3× slower on column-major operands
             xin = xin.contiguous()
         graded = None
-        if self.config is not None and self.config.dac_bits is not None:
+        if self.config is not None and self.config.input_resolution is not None:
             graded = ((xin != 0) & (xin != 1)).flatten(1).any(1).tolist()
         return xin, graded
 
