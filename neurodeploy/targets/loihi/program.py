@@ -64,6 +64,9 @@ class Population:
     dv_f: float = 0.0
     bias_f: np.ndarray | None = None  # float (n,) in v_int units
     vth_f: float = 0.0  # float threshold in v_int units (vth << 6 before rounding)
+    #: "neuron" (a NIR neuron node) or "bias": the one always-spiking neuron (not a NIR node)
+    #: whose synapses carry the biases into u (see :mod:`.quantize`, "Biases")
+    role: str = "neuron"
 
     @property
     def n(self) -> int:
@@ -87,6 +90,9 @@ class Synapse:
     # convolution: {"in_shape": [C, H, W], "out_shape": [C', H', W'], "kernel": [kh, kw],
     # "stride": [sh, sw], "padding": [ph, pw], "dilation": [dh, dw], "groups": g}
     conv: dict | None = None
+    #: steps added to every delay of this synapse so that all paths into ``dst`` lag
+    #: equally (part of ``delays``; a synapse from the bias neuron: its start step)
+    lag_delay: int = 0
 
     @property
     def max_delay(self) -> int:
@@ -198,6 +204,8 @@ class LoihiProgram:
             sd = {"name": s.name, "src": s.src, "dst": s.dst, "weight_exp": s.weight_exp, "nodes": list(s.nodes)}
             if s.conv is not None:
                 sd["conv"] = s.conv
+            if s.lag_delay:
+                sd["lag_delay"] = int(s.lag_delay)
             meta["synapses"].append(sd)
             arrays[f"syn{i}.weights"] = np.asarray(s.weights, np.int64)
             if s.delays is not None:
@@ -247,7 +255,7 @@ class LoihiProgram:
             syns.append(Synapse(name=sd["name"], src=sd["src"], dst=sd["dst"], weight_exp=int(sd["weight_exp"]),
                                 weights=arrays[f"syn{i}.weights"], delays=arrays.get(f"syn{i}.delays"),
                                 weights_f=arrays.get(f"syn{i}.weights_f"), nodes=tuple(sd.get("nodes", ())),
-                                conv=_conv_meta(sd.get("conv"))))
+                                conv=_conv_meta(sd.get("conv")), lag_delay=int(sd.get("lag_delay", 0))))
         return cls(dt=float(meta["dt"]), inputs={k: tuple(v) for k, v in meta["inputs"].items()},
                    populations=pops, synapses=syns, outputs=dict(meta["outputs"]), report=meta.get("report", {}),
                    options=meta.get("options", {}), mapping=meta.get("mapping"), target=meta.get("target", "loihi2-emu"),
@@ -275,30 +283,54 @@ def hardware_constant(program: LoihiProgram, key: str, why: str) -> int:
     return int(program.hardware[key])
 
 
+def bias_sources(program: LoihiProgram) -> set[str]:
+    """Names of the bias neurons (populations that are no NIR node)."""
+    return {p.name for p in program.populations if p.role == "bias"}
+
+
 def lags(program: LoihiProgram) -> dict[str, int | None]:
-    """Steps by which each population lags the NIR reference (None if paths disagree)."""
+    """Steps by which each population lags the NIR reference: 1 + ``lag_delay`` more than
+    its sources per forward synapse (a back edge, source at or after the destination,
+    carries NIR's previous step and sets no lag); 1 for a population without forward
+    inputs; None if paths of different lag meet (a hand-built program: :mod:`.quantize`
+    equalizes them). Bias neurons are no NIR node and set no lag."""
     order = {p.name: i for i, p in enumerate(program.populations)}
+    bias = bias_sources(program)
     lag: dict[str, set] = {i: {0} for i in program.inputs}
     for p in program.populations:
+        if p.name in bias:
+            continue
         s: set = set()
+        fed = False
         for syn in program.incoming(p.name):
+            if syn.src in bias:
+                continue
             if syn.src in program.inputs or order[syn.src] < order[p.name]:
-                s |= {x + 1 for x in lag.get(syn.src, {None}) if x is not None}
-        lag[p.name] = s or {None}
+                fed = True
+                s |= {x + 1 + int(syn.lag_delay) for x in lag.get(syn.src, {None}) if x is not None}
+        lag[p.name] = s if fed and s else ({None} if fed else {1})
     return {k: (next(iter(v)) if len(v) == 1 else None) for k, v in lag.items() if k not in program.inputs}
 
 
 def declared_lag(program: LoihiProgram) -> dict[str, int | None]:
     """``RunResult.info["lag"]`` and ``describe()["lag"]`` of the Loihi targets: the steps by
-    which every Output node (None when paths of different length meet) and every neuron node
-    (when defined) trails the NIR reference — one step per synapse on the path (Lava's Dense
-    sends at t+1 what it accumulated at t). The per-layer entries keep
-    :func:`neurodeploy.measure.compare.declared_lag` right where NIR's own synaptic depth
-    differs from the Dense count (several linear nodes folded into one synapse)."""
+    which every Input (0), neuron node and Output node trails the NIR reference — one step
+    per synapse on the path (Lava's Dense sends at t+1 what it accumulated at t), plus the
+    delays compile inserted so that every path into a node lags equally (an integer for
+    every node of a compiled program; None only where a hand-built program's paths
+    disagree). The per-layer entries keep :func:`neurodeploy.measure.compare.declared_lag`
+    right where NIR's own synaptic depth differs from the Dense count."""
     lg = lags(program)
-    out: dict[str, int | None] = {o: lg.get(pn) for o, pn in program.outputs.items()}
-    out.update({k: v for k, v in lg.items() if v is not None and k not in out})
+    out: dict[str, int | None] = {i: 0 for i in program.inputs}
+    out.update({o: lg.get(pn) for o, pn in program.outputs.items()})
+    out.update({k: v for k, v in lg.items() if k not in out and v is not None})
     return out
+
+
+def loop_delays(program: LoihiProgram) -> list[dict]:
+    """The loops whose delay on Loihi exceeds NIR's (compiled with ``allow_loop_delay``):
+    [{"loop": [nodes], "synapse": back edge, "extra_delay": steps}] (``report["loops"]``)."""
+    return [dict(d) for d in (program.report or {}).get("loops", [])]
 
 
 CONV_KEYS = ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation", "groups")

@@ -15,6 +15,11 @@ QUANTIZE_OPTIONS = {
     "vth": "threshold mantissa of every spiking population (default: chosen per population)",
     "vth_max": "largest threshold mantissa chosen automatically (default 8192)",
     "chips": "map onto cores and fail (FitError) if more than this many chips are needed",
+    "bias": "auto (a bias into a decaying CubaLIF current through the bias neuron, others as Lava's v bias) | "
+            "synapse (every bias the current can carry through the bias neuron, from each layer's lag on: exact "
+            "after the lag)",
+    "allow_loop_delay": "accept loops through several synapses, which take more steps on Loihi than NIR's one "
+                        "(default False: UnsupportedError naming the loop); their extra delay is reported",
 }
 #: the constants a program keeps from its profile (those the profile has)
 HARDWARE_KEYS = ("weight_bits", "state_bits", "delay_bits", "max_delay")
@@ -32,7 +37,8 @@ def loihi_profile(hardware, target: str):
 
 
 def compile_program(graph, hardware, target: str, weight_exp: str = "auto", vth: int | None = None,
-                    vth_max: int = 1 << 13, chips: int | None = None) -> LoihiProgram:
+                    vth_max: int = 1 << 13, chips: int | None = None, bias: str = "auto",
+                    allow_loop_delay: bool = False) -> LoihiProgram:
     """Quantize ``graph`` against the profile; with an explicit ``hardware`` or ``chips``
     also map it onto cores (``program.mapping``; FitError if it does not fit)."""
     from .mapping import has_core_limits, map_program
@@ -41,7 +47,7 @@ def compile_program(graph, hardware, target: str, weight_exp: str = "auto", vth:
     prof = loihi_profile(hardware, target)
     hw = {"profile": prof.name, **{k: int(prof.si(k)) for k in HARDWARE_KEYS if k in prof}}
     prog = quantize(graph, weight_exp=weight_exp, vth=vth, vth_max=vth_max, max_delay=hw.get("max_delay"),
-                    profile=prof.name)
+                    profile=prof.name, bias=bias, allow_loop_delay=allow_loop_delay)
     prog.graph, prog.hardware, prog.target = graph, hw, target
     prog.options.update({"chips": chips, "hardware": prof.name})
     if chips is not None or (hardware is not None and has_core_limits(prof)):
