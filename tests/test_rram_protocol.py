@@ -140,7 +140,8 @@ def test_unknown_options_are_input_errors():
     g = conv_pool_dense(np.random.default_rng(3))
     t = RRAMTarget()
     assert t.hardware_kinds == ("rram",) and t.default_hardware == "rram_40nm"
-    assert set(t.compile_options) == {"config", "seed", "device", "dtype", "conductances", "sparse"}
+    assert set(t.compile_options) == {"config", "seed", "device", "dtype", "conductances", "sparse", "device_params",
+                                      "nonidealities", "calibration"}
     with pytest.raises(InputError, match="unknown option.*bogus"):
         t.compile(g, bogus=1)
     prog = t.compile(g, config=IDEAL)

@@ -91,6 +91,21 @@ DRIFT_COMPENSATION_MODES = ("none", "global", "per_column")
 CALIBRATION_SEED_OFFSET = 1_000_003
 
 
+#: The non-idealities one can switch off alone: name → the fields that switch it off and
+#: their ideal values ("drift" sets read_time to drift_t0; see DeviceConfig.keep)
+NONIDEALITIES = {
+    "levels": {"levels": None, "slices": 1},
+    "programming_noise": {"programming_noise": 0.0},
+    "read_noise": {"read_noise": 0.0},
+    "drift": {"drift_nu_mean": 0.0, "drift_nu_std": 0.0},
+    "stuck_at": {"stuck_on": 0.0, "stuck_off": 0.0},
+    "d2d": {"d2d": 0.0},
+    "adc": {"adc_bits": None},
+    "input_drivers": {"input_bits": None, "dac_bits": None},
+    "ir_drop": {"wire_resistance": 0.0},
+}
+
+
 def _check_fraction(name, v, hi=1.0):
     if v is None:
         return
@@ -246,6 +261,23 @@ class DeviceConfig:
             drift_nu_std=0.0, read_time=self.drift_t0, stuck_on=0.0, stuck_off=0.0, d2d=0.0,
             adc_bits=None, dac_bits=None, input_bits=None, wire_resistance=0.0,
         )
+
+    def nonidealities(self) -> list[str]:
+        """The :data:`NONIDEALITIES` this configuration has (those not at their ideal value)."""
+        return [n for n in NONIDEALITIES if self.keep([n]) != self.ideal()]
+
+    def keep(self, names) -> "DeviceConfig":
+        """This configuration with every non-ideality but ``names`` switched off (``names``:
+        keys of :data:`NONIDEALITIES`; unknown ones are an InputError)."""
+        names = list(names)
+        unknown = [n for n in names if n not in NONIDEALITIES]
+        if unknown:
+            raise InputError(f"DeviceConfig: unknown non-ideality {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(NONIDEALITIES)})")
+        off = {f: v for n, fs in NONIDEALITIES.items() if n not in names for f, v in fs.items()}
+        if "drift" not in names:
+            off["read_time"] = self.drift_t0
+        return replace(self, **off)
 
     def replace(self, **kw) -> "DeviceConfig":
         unknown = set(kw) - {f.name for f in fields(self)}

@@ -49,10 +49,14 @@ COMPILE_OPTIONS = {
     "dtype": "float32 | float64",
     "conductances": "{synapse node: (dg_pos, dg_neg, scale)}: formed conductance offsets placed as they are (no programming)",
     "sparse": "auto | true | false: CSR products for sparse Linear crossbars (auto: >= 64 inputs, <= 10 % nonzero)",
+    "device_params": "{DeviceConfig field: value} overriding the profile's (or config's) device parameters, e.g. {'read_time': 3600}",
+    "nonidealities": "names of the non-idealities to keep (describe()['nonidealities'] lists them); the others are ideal (default: all)",
+    "calibration": "inputs (batch, time, *shape) whose ADC calibration pass sets the ADC ranges at compile time (data never evaluated)",
 }
 OPTIONS = tuple(COMPILE_OPTIONS)
 #: RRAMProgram.run's own options (besides base.COMMON_RUN_OPTIONS)
-RUN_OPTIONS = {"seed": "read-noise seed (default: the program's seed + 1, so two runs of one program are identical)"}
+RUN_OPTIONS = {"seed": "read-noise seed (default: the program's seed + 1, so two runs of one program are identical)",
+               "calibration": "inputs to calibrate the ADC ranges on before this run (replaces an earlier calibration)"}
 
 
 class CrossbarDense(Op):
@@ -203,6 +207,7 @@ class RRAMProgram:
         return describe_base(
             self.target, self.graph, memory=memory, crossbars=bars, calibration=self._describe_calibration(),
             resources={"tiles": sum(b["tiles"] for b in bars.values()), "cells": sum(cells.values())},
+            nonidealities={n: sorted(dev.NONIDEALITIES[n]) for n in self.config.nonidealities()},
             run_options=RUN_OPTIONS, compile_options=self.compiled_with())
 
     def _reads_per_step(self, node: str) -> int:
@@ -222,9 +227,10 @@ class RRAMProgram:
         ranges = {n: r.tolist() for n, r in self.adc_ranges().items()}
         if not c.adc_calibrated:
             return {"adc_range": c.adc_range, "calibrated": False, "data": None, "samples": 0, "steps": 0,
-                    "ranges": ranges}
+                    "ranges": ranges, "needs_data": False, "data_option": None}
         d = self.calibration_data or {"data": None, "samples": 0, "steps": 0}
-        return {"adc_range": "calibrated", "calibrated": not self.needs_calibration, **d, "ranges": ranges}
+        return {"adc_range": "calibrated", "calibrated": not self.needs_calibration, **d, "ranges": ranges,
+                "needs_data": True, "data_option": "calibration"}
 
     def effective_weights(self) -> dict[str, np.ndarray]:
         """The weight matrix each crossbar realizes (after programming, drift, IR drop)."""
@@ -279,7 +285,9 @@ class RRAMProgram:
         g = self.graph
         inputs = as_inputs(x, g.inputs, g.shapes, self.dtype, self.device)
         rec = record_set(record, g)
-        if self.needs_calibration:
+        if options.get("calibration") is not None:
+            self.calibrate(options["calibration"], data="run(calibration=...)")
+        elif self.needs_calibration:
             self.calibrate(inputs, data="the first batch run() saw (its own inputs)")
         rseed = self.seed + 1 if seed is None else int(seed)
         for i, (n, xb) in enumerate(sorted(self.crossbars.items())):
@@ -388,9 +396,19 @@ class RRAMTarget:
     default_hardware = dev.DEFAULT_PROFILE
 
     def compile(self, graph, hardware=None, device="cpu", config: DeviceConfig | None = None, seed: int = 0,
-                dtype="float32", conductances=None, sparse="auto", **options) -> RRAMProgram:
+                dtype="float32", conductances=None, sparse="auto", device_params=None, nonidealities=None,
+                calibration=None, **options) -> RRAMProgram:
         """Program ``graph``'s synapses on crossbars of ``hardware`` (a profile of kind
         ``rram``, default :attr:`default_hardware`); options: :data:`COMPILE_OPTIONS`."""
         check_options(f"{self.name} target", options, self.compile_options)
         cfg, hw_name = resolve_config(hardware, config)
-        return RRAMProgram(graph, cfg, seed, dtype, device, conductances=conductances, sparse=sparse, hardware_name=hw_name)
+        if device_params:
+            if not isinstance(device_params, dict):
+                raise InputError(f"rram: device_params must be a dict {{field: value}}, got {type(device_params).__name__}")
+            cfg = cfg.replace(**device_params)
+        if nonidealities is not None:
+            cfg = cfg.keep([nonidealities] if isinstance(nonidealities, str) else nonidealities)
+        prog = RRAMProgram(graph, cfg, seed, dtype, device, conductances=conductances, sparse=sparse, hardware_name=hw_name)
+        if calibration is not None:
+            prog.calibrate(calibration, data="compile(calibration=...)")
+        return prog

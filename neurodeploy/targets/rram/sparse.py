@@ -497,7 +497,8 @@ class SparseReservoirProgram:
         return sum(l.nbytes() for l in self.layers.values())
 
     #: run options besides base.COMMON_RUN_OPTIONS
-    run_options = {"seed": "read-noise seed (default: the program's seed + 1, as the dense RRAM program)"}
+    run_options = {"seed": "read-noise seed (default: the program's seed + 1, as the dense RRAM program)",
+                   "calibration": "inputs to calibrate the ADC ranges on before this run (replaces an earlier calibration)"}
 
     def describe(self) -> dict:
         """The protocol description (:func:`..base.describe_base`) of the reservoir's nodes
@@ -540,7 +541,7 @@ class SparseReservoirProgram:
         d = (self.calibration_data or {"data": None, "samples": 0, "steps": 0}) if c.adc_calibrated else \
             {"data": None, "samples": 0, "steps": 0}
         return {"adc_range": c.adc_range, "calibrated": c.adc_calibrated and not self.needs_calibration, **d,
-                "ranges": ranges}
+                "ranges": ranges, "needs_data": c.adc_calibrated, "data_option": "calibration" if c.adc_calibrated else None}
 
     # --- ADC calibration -----------------------------------------------------------------
     @property
@@ -629,7 +630,9 @@ class SparseReservoirProgram:
             if r not in names:
                 raise InputError(f"cannot record node '{r}' of a reservoir program (nodes: {', '.join(names)})")
         xin, graded = self._prepare_inputs(x)
-        if self.needs_calibration:
+        if options.get("calibration") is not None:
+            self.calibrate(options["calibration"], data="run(calibration=...)")
+        elif self.needs_calibration:
             self.calibrate(x, data="the first batch run() saw (its own inputs)")
         steps, _, b = xin.shape
         n = rc.n_neurons
