@@ -147,3 +147,195 @@ def test_conv_geometry_only_where_the_matrix_is_one_convolution():
     # per-position thresholds give per-position weights into lif1: no single kernel
     prog = quantize(conv_stack_net(1, "pool-conv", per_position=True))
     assert {s.name: s.conv is not None for s in prog.synapses} == {"conv1": False, "conv2": True, "fc": False}
+
+
+# ---------------------------------------------------------------------------------------
+# issue 11: synaptic biases into decaying currents, equal lags, loops
+from loihi_exact_nets import biased_cuba_net, loop_net, skip_net, skip_only_net, spikes  # noqa: E402
+
+from neurodeploy.errors import InputError, UnsupportedError  # noqa: E402
+from neurodeploy.targets.loihi.quantize import BIAS_NEURON  # noqa: E402
+from neurodeploy.targets.loihi.target import EmulatorTarget  # noqa: E402
+
+
+def _shift(x: np.ndarray, k: int, e: int) -> np.ndarray:
+    return x << e if e >= 0 else x >> -e  # Lava: arithmetic shift of the accumulated input
+
+
+def _trunc_decay(x: np.ndarray, keep: int) -> np.ndarray:
+    p = x * keep
+    return np.sign(p) * (np.abs(p) >> 12)
+
+
+def _lava_model(prog, x: np.ndarray, bias_from: dict[str, int]):
+    """Lava's fixed-point LIF/Dense equations for a feed-forward program, written out with
+    the bias as a constant ``B`` added to a_in at every step t ≥ ``bias_from[pop]`` — no
+    bias neuron. Returns {pop: (spikes (T, n), v (T, n))} (24-bit wrap not modelled: the
+    nets are small)."""
+    T = x.shape[0]
+    spk = {next(iter(prog.inputs)): x.astype(np.int64)}
+    out = {}
+    for p in prog.populations:
+        if p.role == "bias":
+            continue
+        syn = [s for s in prog.incoming(p.name) if s.src != BIAS_NEURON]
+        B = sum((s.weights[:, 0].astype(np.int64) << s.weight_exp for s in prog.incoming(p.name) if s.src == BIAS_NEURON),
+                np.zeros(p.n, np.int64))
+        u, v = np.zeros(p.n, np.int64), np.zeros(p.n, np.int64)
+        S, V = np.zeros((T, p.n), np.int64), np.zeros((T, p.n), np.int64)
+        for t in range(T):
+            a = np.zeros(p.n, np.int64)
+            for s in syn:
+                d = s.delays if s.delays is not None else np.zeros(s.weights.shape, np.int64)
+                for k in np.unique(d):
+                    if t - 1 - k >= 0:
+                        a += _shift(np.where(d == k, s.weights, 0) @ spk[s.src][t - 1 - k], 0, s.weight_exp)
+            if t >= bias_from[p.name]:
+                a += B
+            u = _trunc_decay(u, 4095 - p.du) + (a << 6)
+            v = _trunc_decay(v, 4096 - p.dv) + u + (p.bias_mant << p.bias_exp)
+            v = np.clip(v, -(2**23 - 1), 2**23 - 1)
+            s_t = (v > (p.vth << 6)) if p.spiking else np.zeros(p.n, bool)
+            v[s_t] = 0
+            S[t], V[t] = s_t, v
+        spk[p.name] = S
+        out[p.name] = (S, V)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_synaptic_bias_into_cubalif_is_a_constant_into_u_from_the_lag_on(seed):
+    """The bias neuron (spikes at every step from step 0) through a synapse with delay
+    lag − 1 equals, step by step, Lava's equations with the bias added to u at exactly the
+    steps t ≥ lag at which the layer runs NIR's steps 0, 1, …: no bias before the lag (no
+    transient), and at every step from it on — checked against that model written out."""
+    g = biased_cuba_net(seed)
+    prog = EmulatorTarget().compile(g)
+    lag = prog.describe()["lag"]
+    assert prog.populations[0].role == "bias" and prog.populations[0].name == BIAS_NEURON
+    for name in ("n0", "n1", "ro"):  # every decaying current gets its bias through the bias neuron
+        bsyn = [s for s in prog.incoming(name) if s.src == BIAS_NEURON]
+        assert bsyn and all(s.max_delay == lag[name] - 1 and s.lag_delay == lag[name] - 1 for s in bsyn)
+        assert not prog.pop(name).bias_mant.any()
+        assert prog.report["layers"][name]["bias"]["start_step"] == lag[name]
+    for driven, x in ((True, spikes(seed, 1, 30, 8)[0]), (False, np.zeros((30, 8), np.float32))):
+        model = _lava_model(prog, x, bias_from=lag)  # with input, and the bias alone
+        res = prog.run(x[None], record="all", record_states=True)
+        for name, (S, V) in model.items():
+            p = prog.pop(name)
+            if p.spiking:
+                np.testing.assert_array_equal(res.records[name][0].numpy(), S, err_msg=name)
+            np.testing.assert_array_equal(res.states[name][0].numpy(), (V / p.scale).astype(np.float32), err_msg=name)
+            assert not V[: lag[name]].any(), f"{name}: state moved before its lag"
+        if driven:
+            assert model["n0"][0].sum() > 0 and model["n1"][0].sum() > 0, "no spikes: the check would be vacuous"
+        else:
+            assert all(model[n][1][lag[n]:].any() for n in ("n0", "n1", "ro")), "the bias moved no state"
+
+
+def test_bias_gets_the_precision_of_lavas_v_bias():
+    """The bias synapses sum to the rounded integer bias exactly (a_in units, the
+    resolution of bias_mant << 6 in v), even for biases beyond one 8-bit mantissa."""
+    from neurodeploy.targets.loihi.quantize import _bias_split
+
+    B = np.array([0, 1, -1, 255, -255, 256, 4095, -4096, 32767, -1000, 77])
+    parts, clipped = _bias_split(B, zero_exp=False)
+    assert clipped == 0
+    got = sum(m.astype(np.int64) << e for m, e in parts)
+    np.testing.assert_array_equal(got, B)
+    for m, e in parts:  # one sign per synapse: excitatory/inhibitory 8-bit mantissas, as Lava stores them
+        assert np.all(m >= 0) or np.all(m <= 0)
+        np.testing.assert_array_equal(lava_weights(m), m)
+    parts, clipped = _bias_split(np.array([300, 600, -10]), zero_exp=True)
+    assert all(e == 0 for _, e in parts) and clipped == 1  # 600 > 255 + 255 at exponent 0
+
+
+def test_bias_option_synapse_routes_every_bias_and_auto_keeps_lavas_v_bias():
+    from loihi_nets import dense_net
+
+    g = dense_net(3, kinds=("LIF", "LIF"), readout="LI")  # Affine biases into LIF (u cleared each step)
+    auto = EmulatorTarget().compile(g)
+    assert all(p.role != "bias" for p in auto.populations) and auto.pop("n0").bias_mant.any()
+    syn = EmulatorTarget().compile(g, bias="synapse")
+    assert syn.populations[0].role == "bias"
+    assert not syn.pop("n0").bias_mant.any() and not syn.pop("n1").bias_mant.any()
+    assert syn.options["bias"] == "synapse" and syn.describe()["compile_options"]["bias"] == "synapse"
+    with pytest.raises(InputError, match="bias must be"):
+        EmulatorTarget().compile(g, bias="u")
+
+
+def test_skip_connections_lag_equally_and_are_exact_shifts():
+    """Paths of depth 1, 2 and 3 into n2: compile delays the short ones so that every node
+    has one integer lag; with the long paths' weights zero, n2 and the readout are exactly
+    the skip-only net's, 2 steps later (the same integers, only the lag differs)."""
+    g = skip_net(4)
+    prog = EmulatorTarget().compile(g)
+    lag = prog.describe()["lag"]
+    assert lag == {"in": 0, "n0": 1, "n1": 2, "n2": 3, "ro": 4, "out": 4}
+    assert all(isinstance(v, int) for v in lag.values())
+    pad = {s.name: s.lag_delay for s in prog.synapses if s.src != BIAS_NEURON}
+    assert pad == {"fc0": 0, "fc1": 0, "fc2": 0, "skip": 2, "res": 1, "fco": 0}
+    assert prog.report["lags"] == {k: v for k, v in lag.items() if k not in ("in", "out")} | {"in": 0}
+    zero, alone = EmulatorTarget().compile(skip_net(4, long_path=False)), EmulatorTarget().compile(skip_only_net(4))
+    x = spikes(5, 4, 30, 8, p=0.4)
+    a = zero.run(np.concatenate([x, np.zeros((4, 4, 8), np.float32)], 1), record="all", record_states=True)
+    b = alone.run(np.concatenate([x, np.zeros((4, 2, 8), np.float32)], 1), record="all", record_states=True)
+    for n in ("n2", "ro"):
+        assert torch_equal(a.records[n][:, 2:], b.records[n]), n
+        assert torch_equal(a.states[n][:, 2:], b.states[n]), n
+        assert not a.records[n][:, :2].any()
+    assert float(b.records["n2"].sum()) > 0
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_lag_equalization_beyond_max_delay_is_refused_naming_the_node():
+    g = skip_net(4)
+    with pytest.raises(UnsupportedError, match=r"node 'n2'.*'in'.*delay of 2 steps.*max_delay"):
+        quantize(g, max_delay=1, profile="tiny")
+    with pytest.raises(UnsupportedError, match=r"node 'n1': its bias must start at step 2.*max_delay \(0\)"):
+        quantize(biased_cuba_net(0), max_delay=0, profile="tiny")
+    quantize(g, max_delay=3, profile="tiny")  # the readout's bias starts at step 4: delay 3, at the limit
+
+
+def test_loop_through_two_layers_is_refused_unless_allowed():
+    g = loop_net(6)
+    with pytest.raises(UnsupportedError, match=r"loop a → b → a: .* 2 steps around it instead of NIR's 1 "
+                                               r"\(1 extra step\(s\), back edge 'back'\).*allow_loop_delay=True"):
+        EmulatorTarget().compile(g)
+    prog = EmulatorTarget().compile(g, allow_loop_delay=True)
+    loops = [{"loop": ["a", "b", "a"], "synapse": "back", "extra_delay": 1, "loihi_delay": 2, "nir_delay": 1}]
+    assert prog.report["loops"] == loops
+    assert prog.describe()["quantization"]["loops"] == loops
+    assert prog.describe()["compile_options"]["allow_loop_delay"] is True
+    res = prog.run(spikes(0, 2, 10, 8))
+    assert res.info["loop_delays"] == loops
+    assert res.info["lag"] == {"in": 0, "a": 1, "b": 2, "ro": 3, "out": 3}
+
+
+def test_self_loops_keep_nirs_delay_and_are_not_refused():
+    prog = EmulatorTarget().compile(biased_cuba_net(1, recurrent=True))
+    assert prog.report["loops"] == [] and "loop_delays" not in prog.run(spikes(0, 1, 5, 8)).info
+    rec = [s for s in prog.synapses if s.name == "rec"][0]
+    assert rec.src == rec.dst == "n1" and rec.delays is None  # one synapse: one step, as in NIR
+
+
+def test_bias_neuron_and_lag_delays_survive_save_and_load(tmp_path):
+    prog = EmulatorTarget().compile(skip_net(2))
+    prog.save(tmp_path)
+    back = EmulatorTarget.load(tmp_path)
+    assert [p.role for p in back.populations] == [p.role for p in prog.populations]
+    assert [s.lag_delay for s in back.synapses] == [s.lag_delay for s in prog.synapses]
+    assert back.describe()["lag"] == prog.describe()["lag"]
+    x = spikes(1, 2, 12, 8)
+    assert torch_equal(back.run(x).outputs["out"], prog.run(x).outputs["out"])
+
+
+def test_netx_export_refuses_a_bias_neuron(tmp_path):
+    from neurodeploy.targets.loihi.netx import export_netx
+
+    prog = EmulatorTarget().compile(biased_cuba_net(0), weight_exp="zero")
+    with pytest.raises(UnsupportedError, match=r"netx: population\(s\) n0, n1, ro take their bias through"):
+        export_netx(prog, tmp_path / "m.net")
