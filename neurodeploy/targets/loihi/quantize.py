@@ -132,6 +132,27 @@ def _bias_of(graph, name, b_in: np.ndarray | None) -> np.ndarray | None:
     return out
 
 
+class _Identity:
+    """The identity map of ``n`` source elements, viewed in ``shape``: what :func:`_propagate`
+    starts from, built as a matrix only when a node needs one (a Linear/Affine applied to it
+    is just its weight: no n_src × n_src identity for a wide flattened source)."""
+
+    def __init__(self, n: int, shape):
+        self.n, self.shape = n, tuple(int(d) for d in shape)
+
+    def apply(self, graph, name):
+        node = graph.nodes[name]
+        if isinstance(node, nir.Flatten):
+            return _Identity(self.n, graph.shapes[name])
+        if isinstance(node, (nir.Affine, nir.Linear)) and self.shape == (self.n,):
+            return torch.as_tensor(np.asarray(node.weight, np.float64)).T
+        return _linear_apply(graph, name, _dense(self))
+
+
+def _dense(w):
+    return torch.eye(w.n, dtype=torch.float64).reshape(w.n, *w.shape) if isinstance(w, _Identity) else w
+
+
 def _propagate(graph, src: str, step_of: dict, skip=()):
     """Signals from source ``src`` (an Input or neuron node) through the linear nodes
     (except the successors in ``skip``: convolution chains kept as kernels).
@@ -145,11 +166,11 @@ def _propagate(graph, src: str, step_of: dict, skip=()):
     n_src = int(np.prod(graph.shapes[src]))
     vals: dict[str, dict[int, torch.Tensor]] = {}
     passed: dict[str, list[str]] = {}
-    eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *graph.shapes[src])
+    eye = _Identity(n_src, graph.shapes[src])
 
     def add(acc: dict, val: dict):
         for k, w in val.items():
-            acc[k] = acc[k] + w if k in acc else w
+            acc[k] = _dense(acc[k]) + _dense(w) if k in acc else w
 
     # process linear nodes in topological order
     order = {n: i for i, n in enumerate(graph.order)}
@@ -171,7 +192,7 @@ def _propagate(graph, src: str, step_of: dict, skip=()):
             elif p in pending and not isinstance(graph.nodes[p], NEURON_TYPES + (nir.Input,)):
                 raise UnsupportedError(f"node '{name}': cycle through linear nodes without a neuron cannot be mapped to Loihi")
         if isinstance(node, NEURON_TYPES) or isinstance(node, nir.Output):
-            add(reached.setdefault(name, {}), val)
+            add(reached.setdefault(name, {}), {k: _dense(w) for k, w in val.items()})
             via.setdefault(name, [])
             via[name] += [n for n in names if n not in via[name]]
             continue
@@ -179,13 +200,15 @@ def _propagate(graph, src: str, step_of: dict, skip=()):
             d = step_of[name].reshape(-1)
             new: dict[int, torch.Tensor] = {}
             for k, w in val.items():
+                w = _dense(w)
                 wf = w.reshape(n_src, -1)
                 for dv in np.unique(d):
                     mask = torch.as_tensor(d == dv, dtype=torch.float64)
                     add(new, {k + int(dv): (wf * mask).reshape(w.shape)})
             val = new
         elif isinstance(node, LINEAR):
-            val = {k: _linear_apply(graph, name, w) for k, w in val.items()}
+            val = {k: w.apply(graph, name) if isinstance(w, _Identity) else _linear_apply(graph, name, w)
+                   for k, w in val.items()}
         else:
             raise UnsupportedError(f"node '{name}' ({type(node).__name__}) cannot be mapped to Loihi")
         vals[name] = val
