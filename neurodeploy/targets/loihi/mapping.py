@@ -7,7 +7,10 @@ profile's per-core limits:
 * ``neurons_per_core``;
 * ``synaptic_memory_per_core``: every nonzero incoming synapse of the block's neurons
   costs the profile's ``weight_bits`` (+ ``delay_bits`` when its synapse has delays) — a
-  lower bound of Loihi's synapse encoding, which also stores indices;
+  lower bound of Loihi's synapse encoding, which also stores indices. A convolution
+  kernel (``Synapse.is_kernel``) is stored the way Loihi 2's convolutional encoding
+  shares it: once per core for every output channel the core holds (its nonzero taps ×
+  ``weight_bits``), not once per neuron — an estimate of the encoding, like the rest;
 * ``max_fanin_axons_per_core``: distinct source neurons with a nonzero synapse into the
   block (input axons);
 * ``max_fanout_axons_per_core``: distinct destination cores the block's spikes go to.
@@ -24,7 +27,7 @@ import math
 import numpy as np
 
 from ...errors import FitError
-from .program import LoihiProgram
+from .program import LoihiProgram, conv_taps
 
 NEED = ["neurons_per_core", "synaptic_memory_per_core", "max_fanin_axons_per_core", "max_fanout_axons_per_core",
         "cores_per_chip", "weight_bits"]
@@ -52,25 +55,45 @@ def _limits(hardware, delays: bool = False) -> dict:
     return lim
 
 
-def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per neuron: synapse bits; and the (n, total_src) nonzero mask of its inputs."""
+def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """Per neuron: matrix synapse bits; the (n, total_src) nonzero mask of its matrix
+    inputs; and per kernel synapse ``(dst, src, per-channel bits, channel size)`` with the
+    (dst, src) pairs of its nonzero taps."""
     bits = np.zeros(pop.n, np.int64)
-    masks = []
+    masks, kernels = [], []
     for s in program.incoming(pop.name):
+        if s.is_kernel:
+            dst, src, tap, _ = conv_taps(s.conv)
+            nz = (np.asarray(s.weights).reshape(-1) != 0)
+            per_ch = nz.reshape(s.weights.shape[0], -1).sum(1) * lim["weight_bits"]
+            keep = nz[tap]
+            n_ch = int(np.prod(s.conv["out_shape"][1:]))
+            kernels.append((dst[keep], src[keep], per_ch.astype(np.int64), n_ch))
+            continue
         nz = np.asarray(s.weights) != 0
         per = lim["weight_bits"] + (lim["delay_bits"] if s.delays is not None else 0)
         bits += nz.sum(1) * per
         masks.append(nz)
     mask = np.concatenate(masks, 1) if masks else np.zeros((pop.n, 0), bool)
-    return bits, mask
+    return bits, mask, kernels
 
 
-def _block_stats(bits, mask, k):
+def _block_stats(bits, mask, kernels, k):
+    """Per block of ``k`` neurons: synapse bits and input axons (distinct sources)."""
     n = len(bits)
     nb = math.ceil(n / k)
     pad = nb * k - n
     b = np.pad(bits, (0, pad)).reshape(nb, k).sum(1)
     m = np.pad(mask, ((0, pad), (0, 0))).reshape(nb, k, -1).any(1).sum(1) if mask.shape[1] else np.zeros(nb, np.int64)
+    for dst, src, per_ch, n_ch in kernels:
+        blk = dst // k
+        m = m + np.bincount(np.unique(blk * (int(src.max(initial=0)) + 1) + src) // (int(src.max(initial=0)) + 1),
+                            minlength=nb)[:nb]
+        # the output channels each block holds: a kernel per (block, channel)
+        lo, hi = np.arange(nb) * k, np.minimum(np.arange(nb) * k + k, n) - 1
+        c_lo, c_hi = lo // n_ch, hi // n_ch
+        cum = np.concatenate([[0], np.cumsum(per_ch)])
+        b = b + cum[c_hi + 1] - cum[c_lo]
     return b, m
 
 
@@ -80,13 +103,14 @@ def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = No
     layers, assign = {}, {}
     core = 0
     for pop in program.populations:
-        bits, mask = _incoming(program, pop, lim)
-        if bits.max(initial=0) > mem_bits:
+        bits, mask, kernels = _incoming(program, pop, lim)
+        one_b, one_m = _block_stats(bits, mask, kernels, 1)
+        if one_b.max(initial=0) > mem_bits:
             raise FitError(
-                f"population '{pop.name}': one neuron needs {int(bits.max())} bits of synapses, more than a core's "
+                f"population '{pop.name}': one neuron needs {int(one_b.max())} bits of synapses, more than a core's "
                 f"{mem_bits} ({lim['synaptic_memory_per_core']} bytes)"
             )
-        fanin1 = int(mask.sum(1).max(initial=0))
+        fanin1 = int(one_m.max(initial=0))
         if fanin1 > lim["max_fanin_axons_per_core"]:
             raise FitError(
                 f"population '{pop.name}': one neuron has {fanin1} input axons, more than the "
@@ -94,7 +118,7 @@ def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = No
             )
 
         def ok(k):
-            b, m = _block_stats(bits, mask, k)
+            b, m = _block_stats(bits, mask, kernels, k)
             return b.max() <= mem_bits and m.max() <= lim["max_fanin_axons_per_core"]
 
         lo, hi = 1, min(pop.n, lim["neurons_per_core"])
@@ -105,7 +129,7 @@ def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = No
             else:
                 hi = mid - 1
         k = lo
-        b, m = _block_stats(bits, mask, k)
+        b, m = _block_stats(bits, mask, kernels, k)
         n_cores = len(b)
         assign[pop.name] = (core, k, n_cores)
         layers[pop.name] = {
@@ -123,6 +147,13 @@ def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = No
             if s.src != pop.name:
                 continue
             d0, dk, dn = assign[s.dst]
+            if s.is_kernel:  # (source core, destination core) pairs of the nonzero taps
+                dst, src, tap, _ = conv_taps(s.conv)
+                keep = (np.asarray(s.weights).reshape(-1) != 0)[tap]
+                blk = np.zeros((nc, dn), bool)
+                blk[src[keep] // k, dst[keep] // dk] = True
+                reach = np.concatenate([reach, blk], 1)
+                continue
             nz = (np.asarray(s.weights) != 0).T  # (n_src, n_dst)
             pad_s = nc * k - nz.shape[0]
             pad_d = dn * dk - nz.shape[1]
