@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
+
+import numpy as np
 
 import typer
 
@@ -132,6 +134,56 @@ def _finish(report: dict, results: dict, output, as_json: bool) -> None:
         c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
 
 
+
+def _typed(v: str):
+    low = v.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v.strip()
+
+
+def parse_device_params(items) -> dict:
+    """``--device-param KEY=VALUE`` (repeatable) → {KEY: typed value}; the target checks the
+    names and values (the DeviceConfig fields of ``sweep --param device.<field>``)."""
+    out = {}
+    for text in items or ():
+        key, sep, val = text.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise InputError(f"--device-param {text!r}: expected KEY=VALUE (e.g. read_time=3600)")
+        out[key.strip()] = _typed(val)
+    return out
+
+
+def calibration_split(input_path, x, y, spec: Optional[str], on_eval: bool):
+    """(x, y, Calibration): ``--calibration FILE|N`` (a .npz with x, or N held-out samples),
+    else the input file's training split (``x_train``) where it has one."""
+    from .calibration import split
+
+    train = None
+    with np.load(input_path, allow_pickle=False) as f:
+        if "x_train" in f.files:
+            train = f["x_train"]
+    if spec is not None and spec.strip().isdigit():
+        return split(x, y, int(spec), on_eval=on_eval)
+    if spec is not None:
+        path = Path(spec)
+        if not path.is_file():
+            raise InputError(f"--calibration {spec}: not a file of inputs (.npz with x) nor a number of samples")
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise InputError(f"--calibration {spec}: the file has no array 'x'")
+            from .calibration import Calibration
+
+            return split(x, y, Calibration(f["x"], f"file {spec}", True), on_eval=on_eval)
+    return split(x, y, None, train=train, on_eval=on_eval)
+
 def register(app: typer.Typer) -> None:
     from .. import cli as _cli
 
@@ -148,6 +200,11 @@ def register(app: typer.Typer) -> None:
         sample: int = typer.Option(0, help="Sample whose spike raster the HTML report shows."),
         lag_padding: bool = typer.Option(True, "--lag-padding/--no-lag-padding", help="Append a lagging target's output lag in silent steps and read its outputs at their lag, so it is measured on the reference's window (default on)."),
         device: str = typer.Option("cpu", help="torch device for simulated targets."),
+        calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
+        calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
+        device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
+        attribute: bool = typer.Option(False, "--attribute", help="Also measure the accuracy cost of each non-ideality (alone and all but it) over --seeds device seeds."),
+        seeds: int = typer.Option(3, "--seeds", help="Device seeds for --attribute."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on one target and write a report (metrics, energy, latency) to DIR."""
@@ -161,12 +218,22 @@ def register(app: typer.Typer) -> None:
 
             load_profile(hardware)  # fail early on a bad profile, before running anything
         quiet = _cli.STATE["quiet"] or as_json
+        params = parse_device_params(device_param)
+        x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
+        kw = dict(target=target, hardware=hardware, readout=readout_, device=device, sample=sample, pad_lag=lag_padding,
+                  device_params=params, calibration=cal)
         try:
             if quiet:
-                report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, pad_lag=lag_padding)
+                report, results = profile_run(model, input, graph, x, y, **kw)
             else:
                 with _cli.progress_bar(f"{target}: steps") as cb:
-                    report, results = profile_run(model, input, graph, x, y, target=target, hardware=hardware, readout=readout_, device=device, sample=sample, progress=cb, pad_lag=lag_padding)
+                    report, results = profile_run(model, input, graph, x, y, progress=cb, **kw)
+            if attribute:
+                from .attribution import attribute as _attribute
+
+                report["attribution"] = _attribute(graph, x, y, target=target, hardware=hardware, seeds=range(seeds), device=device,
+                                                   readout=readout_, calibration=cal,
+                                                   options={"device_params": params} if params else None)
         except InputError as exc:
             if "shape" in str(exc) and str(input) not in str(exc):
                 raise InputError(f"{input}: {exc}") from None
@@ -186,6 +253,9 @@ def register(app: typer.Typer) -> None:
         sample: int = typer.Option(0, help="Sample whose spike rasters the HTML report shows."),
         lag_padding: bool = typer.Option(True, "--lag-padding/--no-lag-padding", help="Append a lagging target's output lag in silent steps and read its outputs at their lag, so it is measured on the reference's window (default on)."),
         device: str = typer.Option("cpu", help="torch device for simulated targets."),
+        calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
+        calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
+        device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""
@@ -212,6 +282,9 @@ def register(app: typer.Typer) -> None:
         graph, _ = _cli.load_model(model, dt, reset)
         quiet = _cli.STATE["quiet"] or as_json
         factory = None if quiet else (lambda t: _cli.progress_bar(f"{t}: steps"))
+        params = parse_device_params(device_param)
+        x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
         report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
-                                       device=device, sample=sample, progress_factory=factory, pad_lag=lag_padding)
+                                       device=device, sample=sample, progress_factory=factory, pad_lag=lag_padding,
+                                       device_params=params, calibration=cal)
         _finish(report, results, output, as_json)

@@ -25,6 +25,7 @@ from .format import fmt_si  # noqa: F401  (re-exported: the CLI, testing and swe
 from .html import render_html  # noqa: F401  (re-exported for callers of write_report)
 from .metrics import compute_metrics
 from .schema import SCHEMA_ID, SCHEMA_VERSION, check
+from .calibration import run_options
 from .window import output_lags, pad_steps, windowed
 
 
@@ -96,8 +97,19 @@ def device_options(tgt, device) -> dict:
     return {}
 
 
+def target_options(tgt, device, device_params=None) -> dict:
+    """Compile options from the CLI: the device, and ``device_params`` where the target
+    declares that option (an error where it does not)."""
+    opts = device_options(tgt, device)
+    if device_params:
+        if "device_params" not in tgt.compile_options:
+            raise InputError(f"--device-param: target '{tgt.name}' takes no device parameters")
+        opts["device_params"] = dict(device_params)
+    return opts
+
+
 def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progress=None, record="all",
-               pad_lag: bool = True):
+               pad_lag: bool = True, device_params=None, calibration=None):
     """Compile ``graph`` for target ``name`` and run ``x``; returns (program, result). The
     profile goes to compile() only when the target compiles for its kind. With ``pad_lag``
     a target whose outputs lag is run on ``x`` plus that many silent steps and its outputs
@@ -107,10 +119,12 @@ def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progr
     tgt = get_target(name)
     profile = load_hardware(tgt, hardware)
     compile_hw = profile if profile is not None and profile.kind in tgt.hardware_kinds else None
-    program = tgt.compile(graph, hardware=compile_hw, **device_options(tgt, device))
-    lags = output_lags(program.describe(), graph) if pad_lag else None
+    program = tgt.compile(graph, hardware=compile_hw, **target_options(tgt, device, device_params))
+    description = program.describe()
+    cal_opts = run_options(description, calibration, name)  # calibration data never evaluated unless asked
+    lags = output_lags(description, graph) if pad_lag else None
     pad = max(lags.values(), default=0) if lags else 0
-    result = program.run(pad_steps(x, pad), record=record, progress=progress)
+    result = program.run(pad_steps(x, pad), record=record, progress=progress, **cal_opts)
     if pad:
         result = windowed(result, lags, int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1]), pad)
     return program, result
@@ -128,8 +142,10 @@ def price(result, profile, description: dict, graph) -> tuple[dict | None, dict 
 
 
 def build_report(kind: str, model, input_path, graph, x, entries: list[dict], *, labels=None, readout="spikes",
-                 sample=0, reference: str | None = None) -> dict:
-    """A complete, schema-checked report from target entries (see :func:`target_entry`)."""
+                 sample=0, reference: str | None = None, calibration=None) -> dict:
+    """A complete, schema-checked report from target entries (see :func:`target_entry`);
+    ``calibration`` (a :class:`.calibration.Calibration`) is recorded as its source, size
+    and whether it is disjoint from the evaluated samples."""
     from ..graph.diagnose import diagnose
 
     report = _header(kind, model, input_path, graph, x, labels, readout, sample)
@@ -137,6 +153,8 @@ def build_report(kind: str, model, input_path, graph, x, entries: list[dict], *,
     report["reference"] = reference
     report["summary"] = [_summary_row(e, graph.outputs) for e in entries]
     report["diagnostics"] = [d.to_dict() for d in diagnose(graph, steps=int(np.shape(x)[1]), x=x)]
+    if calibration is not None:
+        report["calibration"] = calibration.record()
     report = jsonable(report)
     check(report)
     return report
@@ -232,7 +250,7 @@ def _check_sample(sample: int, x):
 
 
 def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, hardware=None, readout="spikes",
-                device="cpu", sample=0, progress=None, pad_lag: bool = True):
+                device="cpu", sample=0, progress=None, pad_lag: bool = True, device_params=None, calibration=None):
     """Run one target and build its report (``pad_lag``: see :func:`run_target`). Returns
     (report, {target: result})."""
     from ..targets.base import get_target
@@ -241,14 +259,16 @@ def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, h
     check_labels(labels, graph, input_path)
     profile = load_hardware(get_target(target), hardware)  # a bad profile fails before running
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
-    program, result = run_target(target, graph, x, hardware=profile, device=device, progress=progress, pad_lag=pad_lag)
+    program, result = run_target(target, graph, x, hardware=profile, device=device, progress=progress, pad_lag=pad_lag,
+                                 device_params=device_params, calibration=calibration)
     entry = target_entry(target, program, result, graph, profile, labels=labels, readout=readout, inputs=inputs)
     return build_report("profile", model, input_path, graph, x, [entry], labels=labels, readout=readout,
-                        sample=sample), {target: result}
+                        sample=sample, calibration=calibration), {target: result}
 
 
 def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[str] = (REFERENCE,), hardware=None,
-                 readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None, pad_lag: bool = True):
+                 readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None, pad_lag: bool = True,
+                 device_params=None, calibration=None):
     """Run every target, measure each against the reference. ``hardware``: {target: profile
     name/path/profile} (missing targets get the target's ``default_hardware``). A target that
     cannot be loaded is ``skipped`` with the reason; one that fails to compile, run or be
@@ -278,7 +298,9 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
         ctx = progress_factory(t) if progress_factory else nullcontext(None)
         try:
             with ctx as cb:
-                program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb, pad_lag=pad_lag)
+                program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb, pad_lag=pad_lag,
+                                             device_params=device_params if "device_params" in loaded[t].compile_options else None,
+                                             calibration=calibration)
             entries[t] = target_entry(t, program, result, graph, profiles[t], labels=labels, readout=readout, inputs=inputs)
         except Exception as exc:  # one target failing must not hide the others
             if t == REFERENCE:
@@ -292,7 +314,7 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
         if e["status"] == "ok":
             e["agreement"] = jsonable(agreement(ref, results[e["target"]], graph))
     return build_report("compare", model, input_path, graph, x, ordered, labels=labels, readout=readout, sample=sample,
-                        reference=REFERENCE), results
+                        reference=REFERENCE, calibration=calibration), results
 
 
 # ------------------------------------------------------------------------------ files

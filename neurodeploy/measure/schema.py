@@ -69,6 +69,10 @@ SCHEMA: dict = {
         "reference": {"type": ["string", "null"]},
         "summary": {"type": "array", "items": {"$ref": "#/definitions/summary_row"}},
         "diagnostics": {"type": "array", "items": {"$ref": "#/definitions/diagnostic"}},
+        "calibration": {"type": "object", "required": ["source", "samples", "disjoint"],
+                        "properties": {"source": _str, "samples": {"type": "integer", "minimum": 0},
+                                       "disjoint": {"type": "boolean"}}},
+        "attribution": {"type": "object"},
     },
     "definitions": {
         "constant": _constant,
