@@ -13,8 +13,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loihi_nets import (DT, chain_net, conv_net, delay_net, dense_net, random_program, recurrent_net,  # noqa: E402
-                        spikes, stress_net)
+from loihi_nets import (DT, chain_net, conv_net, conv_stack_net, delay_net, dense_net, random_program,  # noqa: E402
+                        recurrent_net, spikes, stress_net)
 
 from neurodeploy.errors import InputError, UnsupportedError  # noqa: E402
 from neurodeploy.graph import load  # noqa: E402
@@ -297,6 +297,7 @@ def _lava_numpy(prog, x):
     step at a time; a synapse delivers at t+1 what it accumulated from the spikes of step t.
     Returns spikes {pop: (batch, steps, n)}, v {pop: ...} and u-wrap / v-clip counts."""
     batch, steps = x.shape[:2]
+    x = np.asarray(x).reshape(batch, steps, -1)
     sh = lambda a, e: a << e if e >= 0 else a >> -e  # noqa: E731
     out_s = {p.name: np.zeros((batch, steps, p.n), np.int64) for p in prog.populations}
     out_v = {p.name: np.zeros((batch, steps, p.n), np.int64) for p in prog.populations}
@@ -304,7 +305,7 @@ def _lava_numpy(prog, x):
     for b in range(batch):
         u = {p.name: np.zeros(p.n, np.int64) for p in prog.populations}
         v = {p.name: np.zeros(p.n, np.int64) for p in prog.populations}
-        buf = {s.name: np.zeros((s.weights.shape[0], s.max_delay + 1), np.int64) for s in prog.synapses}
+        buf = {s.name: np.zeros((s.shape[0], s.max_delay + 1), np.int64) for s in prog.synapses}
         for t in range(steps):
             # synapses send what they accumulated last step (a_out: int32 port)
             sent = {s.name: _wrap32_np(buf[s.name][:, 0]) for s in prog.synapses}
@@ -331,7 +332,7 @@ def _lava_numpy(prog, x):
             # synapses accumulate this step's spikes (sent next step)
             cur = {"in": x[b, t].astype(bool), **{p.name: out_s[p.name][b, t].astype(bool) for p in prog.populations}}
             for s in prog.synapses:
-                w = np.asarray(s.weights, np.int64)
+                w = np.asarray(s.dense(), np.int64)  # a conv kernel unrolled, for this check only
                 if s.delays is None:
                     buf[s.name][:, 0] = sh(w[:, cur[s.src]].sum(1), s.weight_exp)
                 else:
@@ -391,3 +392,120 @@ def test_chunked_and_threaded_runs_are_identical():
             ev = ("u_wrap_events", "v_saturation_events", "int32_wrap_events", "readout_spikes")
             assert {k: a.info[k] for k in ev} == {k: b.info[k] for k in ev}
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------
+# convolutions stay kernels
+def _flat(t):
+    return t.reshape(*t.shape[:2], -1)
+
+
+CONV_VARIANTS = ["pool-conv", "strided", "pool-only", "odd-pool", "conv1d"]
+
+
+@pytest.mark.parametrize("variant", CONV_VARIANTS)
+def test_conv_kernels_match_numpy_lava(variant):
+    """Conv / pool / flatten chains are stored as kernels (never an unrolled matrix) and the
+    emulator's convolutions give exactly the integers of Lava's models run on the unrolled
+    matrix (numpy transcription): spikes and potentials of every population."""
+    g = conv_stack_net(4, variant)
+    prog = EmulatorTarget().compile(g)
+    kernels = [s for s in prog.synapses if s.is_kernel]
+    want = {"pool-conv": 2, "strided": 2, "pool-only": 2, "odd-pool": 1, "conv1d": 1}[variant]
+    assert len(kernels) == want  # odd-pool: pooling drops a row, so conv2 is a matrix
+    for s in kernels:
+        assert s.weights.ndim == 4 and s.weights.size < np.prod(s.shape)
+        np.testing.assert_array_equal(s.fanout(), (s.dense() != 0).sum(0))
+    x = spikes(7, 2, 12, g.shapes["in"], p=0.4)
+    ref_s, ref_v, _ = _lava_numpy(prog, x)
+    r = prog.run(x, record="all", record_states=True)
+    for p in prog.populations:
+        v_int = (_flat(r.states[p.name]).double() * torch.as_tensor(p.scale)).round().long().numpy()
+        assert np.array_equal(v_int, ref_v[p.name]), p.name
+        if p.spiking:
+            assert np.array_equal(_flat(r.records[p.name]).numpy().astype(np.int64), ref_s[p.name]), p.name
+    assert sum(int(ref_s[p.name].sum()) for p in prog.populations if p.spiking) > 0
+
+
+def test_conv_kernel_on_the_checked_path():
+    """A kernel whose shifted |W| sum (weight_exp 7) can wrap Lava's int32 channel: its
+    population runs the fully checked path (raw a_buff, every int32 wrap reproduced), with
+    the convolution stepped, and still equals Lava's integers."""
+    g = conv_stack_net(5, "pool-only")
+    prog = EmulatorTarget().compile(g)
+    s = next(s for s in prog.synapses if s.is_kernel and s.src == "in")
+    s.weights = np.where(s.weights > 0, 254, -254).astype(np.int64)
+    s.weight_exp = 7
+    from neurodeploy.targets.loihi.emulator import _plan
+
+    assert (s.row_bounds()[2] << 13) >= 1 << 23 and not _plan(prog, "cpu")[0][s.dst].safe
+    x = spikes(8, 2, 10, g.shapes["in"], p=0.5)
+    ref_s, ref_v, _ = _lava_numpy(prog, x)
+    r = prog.run(x, record="all", record_states=True)
+    for p in prog.populations:
+        v_int = (_flat(r.states[p.name]).double() * torch.as_tensor(p.scale)).round().long().numpy()
+        assert np.array_equal(v_int, ref_v[p.name]), p.name
+    assert r.info["v_saturation_events"] + r.info["u_wrap_events"] > 0  # the checks were exercised
+
+
+def test_row_bounds_of_a_kernel_are_its_interior_rows():
+    """A kernel's (pos, neg, |W|) bounds are those of an interior neuron of the unrolled
+    matrix: the largest row sums (border neurons have fewer taps)."""
+    prog = EmulatorTarget().compile(conv_net(1))
+    s = next(s for s in prog.synapses if s.is_kernel)
+    m = s.dense().astype(np.int64)
+    want = (int(np.clip(m, 0, None).sum(1).max()), int(np.clip(-m, 0, None).sum(1).max()), int(np.abs(m).sum(1).max()))
+    assert s.row_bounds() == want
+
+
+def test_dvs_sized_net_compiles_to_kernels_and_counts_like_the_reference():
+    """The DVS-gesture-sized CNN (2×128×128, conv 16@5×5/2, 32@3×3/2, 64@3×3/2, fc 11):
+    three kernel synapses of a few thousand taps (unrolled, conv0 alone would be 61 504 ×
+    32 768), and its dense_synops equal the reference target's."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from nets import dvs_gesture_net
+
+    g = dvs_gesture_net()
+    prog = EmulatorTarget().compile(g)
+    conv = [s for s in prog.synapses if s.is_kernel]
+    assert [s.name for s in conv] == ["conv0", "conv1", "conv2"]
+    assert [s.weights.shape for s in conv] == [(16, 2, 5, 5), (32, 16, 3, 3), (64, 32, 3, 3)]
+    assert conv[0].shape == (16 * 62 * 62, 2 * 128 * 128)
+    x = spikes(9, 1, 3, g.shapes["in"], p=0.1)
+    r = prog.run(x)
+    ref = get_target("reference").compile(g).run(x)
+    for n in ("conv0", "conv1", "conv2", "fc"):
+        assert r.counts[n]["dense_synops"] == ref.counts[n]["dense_synops"], n
+
+
+def test_mapping_stores_one_kernel_per_output_channel_per_core():
+    """Mapping a conv layer: synapse memory is the kernel's nonzero taps × weight_bits per
+    output channel held by a core (shared across positions), and the input axons are the
+    distinct sources of the unrolled taps."""
+    from neurodeploy.targets.loihi.mapping import map_program
+
+    prog = EmulatorTarget().compile(conv_net(1))
+    s = next(s for s in prog.synapses if s.is_kernel)
+    m = map_program(prog, "loihi2")["layers"][s.dst]
+    assert m["cores"] == 1
+    wb = prog.hardware["weight_bits"]
+    assert m["synaptic_bits_max"] == int((s.weights != 0).sum()) * wb
+    assert m["fanin_axons_max"] == int((s.dense() != 0).any(0).sum())
+
+
+def test_emulator_plan_is_computed_once_per_program_and_device(monkeypatch):
+    """The proven bounds and device weights are built at the first run and kept: a second
+    run does not rebuild them; replacing a synapse's weights does."""
+    from neurodeploy.targets.loihi import emulator
+
+    calls = []
+    real = emulator._plan
+    monkeypatch.setattr(emulator, "_plan", lambda *a: calls.append(1) or real(*a))
+    prog = EmulatorTarget().compile(dense_net(3))
+    x = spikes(10, 2, 5, prog.inputs["in"])
+    a = prog.run(x)
+    b = prog.run(x)
+    assert len(calls) == 1 and torch.equal(a.outputs["out"], b.outputs["out"])
+    prog.synapses[0].weights = -prog.synapses[0].weights
+    prog.run(x)
+    assert len(calls) == 2
