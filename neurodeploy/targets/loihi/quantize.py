@@ -678,6 +678,16 @@ def _bias_synapses(dst: str, u_bias, scale, start: int, nodes, zero_exp: bool, m
                   if n else 0.0}
 
 
+def _sign_parts(w_v: np.ndarray, weight_sign: str) -> list[tuple[str, np.ndarray]]:
+    """[(name suffix, weights)]: the matrix itself, or with ``weight_sign="split"`` a mixed-sign
+    matrix as an excitatory and an inhibitory synapse (every 8-bit mantissa value usable:
+    Lava's mixed sign mode keeps only even mantissas, 7 bits of magnitude; the nonzero
+    synapses are the same ones)."""
+    if weight_sign != "split" or sign_mode(w_v) != "mixed":
+        return [("", w_v)]
+    return [(":exc", np.maximum(w_v, 0.0)), (":inh", np.minimum(w_v, 0.0))]
+
+
 def _bias_neuron() -> Population:
     """One neuron that spikes at every step: v = 0 + bias 1 > vth 0, reset to 0."""
     return Population(name=BIAS_NEURON, kind="bias", shape=(1,), spiking=True, du=DECAY_UNITY - 1, dv=0, vth=0,
@@ -687,7 +697,7 @@ def _bias_neuron() -> Population:
 
 def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13,
              max_delay: int | None = None, profile: str = "", bias: str = "auto",
-             allow_loop_delay: bool = False) -> LoihiProgram:
+             allow_loop_delay: bool = False, weight_sign: str = "mixed") -> LoihiProgram:
     """Quantize ``graph`` for Loihi 2. ``weight_exp``: "auto" (per-synapse exponent for the
     most precision) or "zero" (exponent 0 everywhere, as lava-dl netx files need).
     ``max_delay``: the hardware profile's (``profile``) longest synaptic delay in steps
@@ -697,11 +707,16 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
     ``bias``: "auto" (a bias into a decaying current through the bias neuron, every other
     one as Lava's v bias) or "synapse" (every bias the current can carry through the bias
     neuron: exact after the lag). ``allow_loop_delay``: accept loops that take more steps
-    on Loihi than in NIR (reported in ``report["loops"]``) instead of refusing them."""
+    on Loihi than in NIR (reported in ``report["loops"]``) instead of refusing them.
+    ``weight_sign``: "mixed" (one synapse per matrix, Lava's mixed sign mode: even
+    mantissas) or "split" (a mixed-sign matrix as excitatory + inhibitory synapses: one
+    more bit of weight precision; convolution kernels stay mixed)."""
     if weight_exp not in ("auto", "zero"):
         raise UnsupportedError(f"weight_exp must be 'auto' or 'zero', got {weight_exp!r}")
     if bias not in ("auto", "synapse"):
         raise InputError(f"bias must be 'auto' or 'synapse', got {bias!r}")
+    if weight_sign not in ("mixed", "split"):
+        raise InputError(f"weight_sign must be 'mixed' or 'split', got {weight_sign!r}")
     neurons = [n for n in graph.order if isinstance(graph.nodes[n], NEURON_TYPES)]
     if graph.reset == "subtract" and any(isinstance(graph.nodes[n], (nir.LIF, nir.CubaLIF, nir.IF)) for n in neurons):
         raise UnsupportedError("reset 'subtract' is not supported: Loihi 2's LIF resets v to 0 (use reset='zero')")
@@ -826,13 +841,13 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                 groups = [(np.zeros((n, int(np.prod(graph.shapes[src])))), np.zeros((n, int(np.prod(graph.shapes[src]))), np.int64))]
             base = via[-1] if via else f"{src}->{dst}"
             for gi, (w_rel, dl) in enumerate(groups):
-                w_v = w_rel * scale[:, None]  # v_int units
+              for suffix, w_v in _sign_parts(w_rel * scale[:, None], weight_sign):  # v_int units  # noqa: E111
                 w_a = w_v / 64.0  # a_in units (before << 6)
                 mant, e, clipped = quantize_weights(w_a, fixed_exp=0 if weight_exp == "zero" else None)
-                name = base if gi == 0 else f"{base}#{gi}"
+                name = (base if gi == 0 else f"{base}#{gi}") + suffix
                 has_delay = bool(dl.any())
                 geom = None
-                if not has_delay and len(groups) == 1:
+                if not has_delay and len(groups) == 1 and not suffix:
                     geom = _conv_geometry(graph, src, dst, list(via))
                     if geom is not None and conv_kernel(mant, geom) is None:
                         geom = None  # e.g. per-position thresholds: not one kernel
@@ -864,5 +879,6 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
     return LoihiProgram(
         dt=graph.dt, inputs={i: tuple(graph.shapes[i]) for i in graph.inputs}, populations=pops, synapses=syns,
         outputs=outputs, report=report, options={"weight_exp": weight_exp, "vth": vth, "vth_max": vth_max,
-                                                 "bias": bias, "allow_loop_delay": bool(allow_loop_delay)},
+                                                 "bias": bias, "allow_loop_delay": bool(allow_loop_delay),
+                                                 "weight_sign": weight_sign},
     )

@@ -20,6 +20,8 @@ QUANTIZE_OPTIONS = {
             "after the lag)",
     "allow_loop_delay": "accept loops through several synapses, which take more steps on Loihi than NIR's one "
                         "(default False: UnsupportedError naming the loop); their extra delay is reported",
+    "weight_sign": "mixed (one synapse per matrix: Lava's mixed sign mode, even mantissas) | split (a mixed-sign "
+                   "matrix as excitatory + inhibitory synapses: 8 bits of weight magnitude instead of 7)",
 }
 #: the constants a program keeps from its profile (those the profile has)
 HARDWARE_KEYS = ("weight_bits", "state_bits", "delay_bits", "max_delay")
@@ -38,7 +40,7 @@ def loihi_profile(hardware, target: str):
 
 def compile_program(graph, hardware, target: str, weight_exp: str = "auto", vth: int | None = None,
                     vth_max: int = 1 << 13, chips: int | None = None, bias: str = "auto",
-                    allow_loop_delay: bool = False) -> LoihiProgram:
+                    allow_loop_delay: bool = False, weight_sign: str = "mixed") -> LoihiProgram:
     """Quantize ``graph`` against the profile; with an explicit ``hardware`` or ``chips``
     also map it onto cores (``program.mapping``; FitError if it does not fit)."""
     from .mapping import has_core_limits, map_program
@@ -47,7 +49,7 @@ def compile_program(graph, hardware, target: str, weight_exp: str = "auto", vth:
     prof = loihi_profile(hardware, target)
     hw = {"profile": prof.name, **{k: int(prof.si(k)) for k in HARDWARE_KEYS if k in prof}}
     prog = quantize(graph, weight_exp=weight_exp, vth=vth, vth_max=vth_max, max_delay=hw.get("max_delay"),
-                    profile=prof.name, bias=bias, allow_loop_delay=allow_loop_delay)
+                    profile=prof.name, bias=bias, allow_loop_delay=allow_loop_delay, weight_sign=weight_sign)
     prog.graph, prog.hardware, prog.target = graph, hw, target
     prog.options.update({"chips": chips, "hardware": prof.name})
     if chips is not None or (hardware is not None and has_core_limits(prof)):
