@@ -241,3 +241,39 @@ def test_snntorch_importer_runs_our_graph(seed):
             out = net(x[:, t].double())
             theirs.append(out[0] if isinstance(out, tuple) else out)
     assert_same_spikes(ours.float(), torch.stack(theirs, 1).float())
+
+
+# ---------------------------------------------------------------------------------------
+# Loihi 2 (loihi2-emu) against the reference on the shipped digits SNN (issue 11, item 4):
+# the input padded by the outputs' lag, the outputs read at their lag (measure/window.py)
+def _digits_loihi_vs_reference(**compile_kw):
+    from pathlib import Path
+
+    from neurodeploy.data.digits import digits_spikes
+    from neurodeploy.measure.metrics import accuracy
+    from neurodeploy.measure.window import output_lags, pad_steps, windowed
+    from neurodeploy.targets.loihi.target import EmulatorTarget
+
+    g = G.load(Path(__file__).parents[1] / "examples" / "models" / "digits_snn.nir")
+    (_, _), (x, y) = digits_spikes(steps=16, encoder="rate", seed=0)
+    ref = ReferenceTarget().compile(g).run(x)
+    prog = EmulatorTarget().compile(g, **compile_kw)
+    lags = output_lags(prog.describe(), g)
+    pad = max(lags.values())
+    emu = windowed(prog.run(pad_steps(x, pad)), lags, x.shape[1], pad)
+    (o,) = g.outputs
+    same_class = float((emu.outputs[o].sum(1).argmax(-1) == ref.outputs[o].sum(1).argmax(-1)).float().mean())
+    spike_match = float((emu.outputs[o] == ref.outputs[o]).float().mean())
+    return accuracy(ref.outputs[o], y), accuracy(emu.outputs[o], y), same_class, spike_match, pad
+
+
+def test_digits_loihi_accuracy_within_half_a_point_of_reference():
+    """The issue's goal (0.5 pp), on its protocol (test split, 16 rate-coded steps, seed 0,
+    lag padding). Lowered with every bias timed to its layer's lag and 8-bit weight
+    magnitudes (bias='synapse', weight_sign='split'); the default lowering differs from the
+    reference by Lava's mixed-sign weight rounding (7-bit magnitudes, docs/loihi.md)."""
+    ref_acc, acc, same_class, spike_match, pad = _digits_loihi_vs_reference(bias="synapse", weight_sign="split")
+    assert pad == 2  # two synapses: the output trails the reference by two steps
+    assert abs(acc - ref_acc) <= 0.005, (acc, ref_acc)
+    default = _digits_loihi_vs_reference()
+    assert spike_match > default[3] and same_class > default[2]  # closer, spike by spike and class by class

@@ -315,6 +315,7 @@ EXACT_CASES = [
     ("skip-residual", lambda: skip_net(3), {}),
     ("lif-bias-synapse", lambda: dense_net(5, kinds=("LIF", "IF"), readout="LI"), {"bias": "synapse"}),
     ("loop-allowed", lambda: loop_net(6), {"allow_loop_delay": True}),
+    ("weight-sign-split", lambda: biased_cuba_net(4, recurrent=True), {"weight_sign": "split", "bias": "synapse"}),
 ]
 
 

@@ -339,3 +339,29 @@ def test_netx_export_refuses_a_bias_neuron(tmp_path):
     prog = EmulatorTarget().compile(biased_cuba_net(0), weight_exp="zero")
     with pytest.raises(UnsupportedError, match=r"netx: population\(s\) n0, n1, ro take their bias through"):
         export_netx(prog, tmp_path / "m.net")
+
+
+def test_weight_sign_split_keeps_the_synapses_and_gains_a_bit():
+    """A mixed-sign matrix becomes an excitatory and an inhibitory synapse holding the same
+    nonzero connections; each mantissa may be odd (Lava's mixed mode keeps only even ones),
+    so the weight error is at most half a unit of the exponent instead of one."""
+    g = biased_cuba_net(3)
+    mixed, split = quantize(g, max_delay=63), quantize(g, max_delay=63, weight_sign="split")
+    for s in mixed.synapses:
+        if s.src == BIAS_NEURON or sign_of(s) != "mixed":
+            continue
+        exc, inh = (next(t for t in split.synapses if t.name == s.name + suf) for suf in (":exc", ":inh"))
+        assert exc.weights.min() >= 0 and inh.weights.max() <= 0
+        assert np.array_equal((exc.weights != 0) | (inh.weights != 0), s.weights_f != 0)
+        assert np.all(s.weights % 2 == 0) and (np.any(exc.weights % 2) or np.any(inh.weights % 2))
+        for t in (exc, inh):
+            err = np.abs(t.weights * 2.0**t.weight_exp - t.weights_f / 64)
+            assert err.max() <= 0.5 * 2.0**t.weight_exp + 1e-9
+    with pytest.raises(InputError, match="weight_sign must be"):
+        quantize(g, weight_sign="both")
+
+
+def sign_of(s) -> str:
+    from neurodeploy.targets.loihi.quantize import sign_mode
+
+    return sign_mode(s.weights)
