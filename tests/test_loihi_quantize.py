@@ -365,3 +365,18 @@ def sign_of(s) -> str:
     from neurodeploy.targets.loihi.quantize import sign_mode
 
     return sign_mode(s.weights)
+
+
+def test_compile_cli_refuses_a_loop_unless_allow_loop_delay(tmp_path, capsys):
+    from neurodeploy.cli import main
+    from neurodeploy.graph import save
+
+    save(loop_net(6), tmp_path / "loop.nir")
+    rc = main(["compile", str(tmp_path / "loop.nir"), "--dt", "1e-3", "-o", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: loop a → b → a") and "--allow-loop-delay" in err
+    rc = main(["compile", str(tmp_path / "loop.nir"), "--dt", "1e-3", "-o", str(tmp_path / "b"), "--allow-loop-delay"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "loop a → b → a: 2 steps on Loihi, NIR's 1 (1 extra)" in out
+    q = json.loads((tmp_path / "b" / "quantization.json").read_text())
+    assert q["loops"][0]["extra_delay"] == 1 and q["options"]["allow_loop_delay"] is True

@@ -27,6 +27,13 @@ def register(app: typer.Typer) -> None:
         weight_exp: str = typer.Option("auto", help="auto (per-synapse exponent) | zero (netx-compatible)."),
         hardware: str = typer.Option("loihi2", help="Hardware profile for the core mapping."),
         chips: Optional[int] = typer.Option(None, help="Fail (FitError) if more chips are needed."),
+        allow_loop_delay: bool = typer.Option(False, "--allow-loop-delay",
+                                              help="Accept loops through several synapses (each synapse adds a step "
+                                                   "on Loihi); their extra delay goes into quantization.json."),
+        bias: str = typer.Option("auto", help="auto (bias neuron only into decaying currents) | synapse (every bias "
+                                              "through the bias neuron, from each layer's lag on)."),
+        weight_sign: str = typer.Option("mixed", help="mixed (Lava's mixed sign mode) | split (excitatory + "
+                                                      "inhibitory synapses: 8-bit weight magnitudes)."),
     ):
         """Quantize a model for Loihi 2 and write the program, netx file and reports."""
         from ...cli import console, load_model
@@ -40,7 +47,8 @@ def register(app: typer.Typer) -> None:
         if chips is not None and chips < 1:
             raise InputError(f"--chips must be ≥ 1, got {chips}")
         graph, _ = load_model(model, dt, reset)
-        prog = EmulatorTarget().compile(graph, hardware, weight_exp=weight_exp, chips=chips)
+        prog = EmulatorTarget().compile(graph, hardware, weight_exp=weight_exp, chips=chips, bias=bias,
+                                        weight_sign=weight_sign, allow_loop_delay=allow_loop_delay)
         if prog.mapping is None:
             from .mapping import map_program
 
@@ -64,3 +72,6 @@ def register(app: typer.Typer) -> None:
         c.print(f"{m['neurons']} neurons on {m['cores']} cores, {m['chips']} chip(s) "
                 f"({m['core_utilization'] * 100:.1f} % of the cores); clipped weights: "
                 f"{prog.report['totals']['clipped_weights']}")
+        for loop in prog.report.get("loops", []):
+            c.print(f"loop {' → '.join(loop['loop'])}: {loop['loihi_delay']} steps on Loihi, NIR's "
+                    f"{loop['nir_delay']} ({loop['extra_delay']} extra)")

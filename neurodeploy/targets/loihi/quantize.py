@@ -756,7 +756,9 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                 incoming[dst][i] = (src, {0: _unroll(mats[0], geom)}, via, None)
     lag, pad, loops = _equalize_lags(graph, neurons, incoming, max_delay, profile, allow_loop_delay)
     # ---- per population: scale, vth, bias, synapses ----------------------------------
-    pops, syns, report = [], [], {"layers": {}, "options": {"weight_exp": weight_exp}}
+    pops, syns, report = [], [], {"layers": {}, "options": {"weight_exp": weight_exp, "bias": bias,
+                                                             "weight_sign": weight_sign,
+                                                             "allow_loop_delay": bool(allow_loop_delay)}}
     for dst in neurons:
         m = model[dst]
         n = int(np.prod(graph.shapes[dst]))
