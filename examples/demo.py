@@ -27,6 +27,7 @@ import neurodeploy.graph as G
 from neurodeploy.data import digits_spikes
 from neurodeploy.graph.summary import summarize
 from neurodeploy.measure.cli import _print_summary
+from neurodeploy.measure.calibration import Calibration
 from neurodeploy.measure.html import render_html
 from neurodeploy.measure.report import compare_runs, write_report
 
@@ -62,14 +63,17 @@ def main() -> int:
     s = summarize(graph)
     con.print(f"[bold]model[/bold] {MODEL.relative_to(ROOT)}: {s['neurons']} neurons, {s['synapses']} synapses, "
               f"dt={graph.dt} s, reset={graph.reset}")
-    _, (x, y) = digits_spikes(steps=16, encoder="rate", seed=0)
+    (x_train, _), (x, y) = digits_spikes(steps=16, encoder="rate", seed=0)
     OUT.mkdir(parents=True, exist_ok=True)
     npz = OUT / "digits_test.npz"
-    np.savez(npz, x=np.asarray(x), y=np.asarray(y))
+    # x_train: the calibration split (RRAM ADC ranges), never evaluated
+    np.savez(npz, x=np.asarray(x), y=np.asarray(y), x_train=np.asarray(x_train)[:64])
     con.print(f"[bold]data[/bold] sklearn digits test split: {x.shape[0]} samples × {x.shape[1]} steps × "
               f"{x.shape[2]} inputs (rate code) → {npz.relative_to(ROOT)}")
 
-    report, results = compare_runs(str(MODEL), str(npz), graph, x, y, targets=["reference", "loihi2-emu", "rram"])
+    cal = Calibration(np.asarray(x_train)[:64], "64 samples of the digits training split", True)
+    report, results = compare_runs(str(MODEL), str(npz), graph, x, y, targets=["reference", "loihi2-emu", "rram"],
+                                   calibration=cal)
     _print_summary(report, con)
     write_report(OUT, report, render_html(report, results))
     con.print(f"wrote {(OUT / 'report.json').relative_to(ROOT)} and {(OUT / 'report.html').relative_to(ROOT)}")

@@ -100,7 +100,8 @@ _LOADED: dict = {}
 
 
 def _load(context: dict):
-    """(graph, x, y) of the context's model and input file, loaded once per worker."""
+    """(graph, x, y, x_train) of the context's model and input file (``x_train``: the
+    calibration split, or None), loaded once per worker."""
     key = (context["model"], context["input"])
     if key not in _LOADED:
         import numpy as np
@@ -108,7 +109,8 @@ def _load(context: dict):
         from . import load
 
         data = np.load(context["input"], allow_pickle=False)
-        _LOADED[key] = (load(context["model"]), data["x"], data["y"] if "y" in data.files else None)
+        _LOADED[key] = (load(context["model"]), data["x"], data["y"] if "y" in data.files else None,
+                        data["x_train"] if "x_train" in data.files else None)
     return _LOADED[key]
 
 
@@ -140,14 +142,16 @@ def evaluate_model(params: dict, seed: int, context: dict) -> dict:
     import torch
 
     from . import compile as nd_compile
+    from .measure.calibration import Calibration, run_options
     from .measure.report import target_entry
     from .testing.session import compiles_for
 
     torch.set_num_threads(1)
-    graph, x, y = _load(context)
+    graph, x, y, x_train = _load(context)
     target, profile, options = compile_args(params, seed, context)
     program = nd_compile(graph, target, hardware=profile if compiles_for(target, profile) else None, **options)
-    result = program.run(x, record="all")
+    cal = None if x_train is None else Calibration(x_train, "the input file's x_train", True)
+    result = program.run(x, record="all", **run_options(program.describe(), cal, target))  # never calibrates on x
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
     e = target_entry(target, program, result, graph, profile, labels=y, readout=context.get("readout", "auto"), inputs=inputs)
     return {

@@ -105,12 +105,16 @@ def test_profile_every_available_target(target, digits_files, tmp_path, capsys):
         data = tmp_path / "few.npz"
         np.savez(data, x=x[:6], y=y[:6])
     out = tmp_path / "p"
-    rc, stdout, err = _profile(["--quiet", "profile", str(model), "--target", target, "--input", str(data), "-o", str(out)], capsys)
+    cal = ["--calibration", "8"] if target == "rram" else []  # the ADCs calibrate on 8 held-out samples
+    rc, stdout, err = _profile(["--quiet", "profile", str(model), "--target", target, "--input", str(data), "-o", str(out), *cal], capsys)
     assert rc == 0, err
     assert stdout == ""  # --quiet
     rep = json.loads((out / "report.json").read_text())
     assert validate(rep) == []
     (e,) = rep["targets"]
+    if cal:
+        assert rep["calibration"] == {"source": rep["calibration"]["source"], "samples": 8, "disjoint": True}
+        assert e["metrics"]["samples"] == len(np.load(data)["x"]) - 8  # held-out samples are not evaluated
     assert e["target"] == target and e["status"] == "ok"
     assert e["hardware"]["kind"] == ("rram" if target == "rram" else "loihi")
     assert e["energy"]["total_J"] > 0

@@ -45,7 +45,8 @@ def digits_input(tmp_path_factory):
     x = (np.random.default_rng(0).random((8, 12, 64)) < 0.2).astype(np.float32)
     y = predict(nd.run(nd.load(MODEL), x).output, "spikes")
     path = tmp_path_factory.mktemp("sweep") / "in.npz"
-    np.savez(path, x=x, y=y)
+    x_train = (np.random.default_rng(1).random((4, 12, 64)) < 0.2).astype(np.float32)  # ADC calibration split
+    np.savez(path, x=x, y=y, x_train=x_train)
     return path
 
 
@@ -63,6 +64,19 @@ def test_local_and_ray_give_the_same_numbers(digits_input, tmp_path):
     direct = evaluate_model({"target": "rram", "device.read_noise": 0.5}, 1, ctx)  # in this process
     assert {k: m["values"][1] for k, m in local["points"][1]["metrics"].items()} == direct
     assert json.loads((tmp_path / "ray" / "sweep.json").read_text())["points"] == ray["points"]
+
+
+def test_a_point_never_calibrates_on_the_data_it_evaluates(digits_input, tmp_path):
+    import numpy as np
+
+    from neurodeploy.errors import InputError
+    from neurodeploy.sweep import evaluate_model
+
+    no_train = tmp_path / "x_only.npz"
+    np.savez(no_train, **{k: v for k, v in np.load(digits_input).items() if k != "x_train"})
+    with pytest.raises(InputError, match="calibrates on data"):
+        evaluate_model({"target": "rram"}, 0, {"model": str(MODEL), "input": str(no_train)})
+    assert evaluate_model({"target": "reference"}, 0, {"model": str(MODEL), "input": str(no_train)})["accuracy"] == 1.0
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_tasks(tmp_path):
