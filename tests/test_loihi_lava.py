@@ -132,7 +132,7 @@ def test_built_processes_are_lava_conv_with_whc_layout():
     assert c1.input_shape == (6, 8, 2) and tuple(c1.output_shape) == (3, 3, 3)
     assert isinstance(procs["lif1"], LIF) and procs["lif1"].a_in.shape == (3, 3, 3)
     # kernel: torch (out, in, kh, kw) cross-correlation → Lava (out, kx, ky, in) convolution
-    k = prog.synapses[0].weights.reshape(3, 3, 3, 2, 8, 6)[:, 0, 0, :, :3, :2]  # top-left output taps
+    k = prog.synapses[0].dense().reshape(3, 3, 3, 2, 8, 6)[:, 0, 0, :, :3, :2]  # top-left output taps (the kernel unrolled)
     np.testing.assert_array_equal(c1.weight.init, k[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
     assert int(c2.dilation.init[0]) == 2 and tuple(int(v) for v in c1.stride.init) == (2, 2)
     src = np.asarray(procs["in"].data.init)
