@@ -288,6 +288,11 @@ class RRAMProgram:
         if options.get("calibration") is not None:
             self.calibrate(options["calibration"], data="run(calibration=...)")
         elif self.needs_calibration:
+            import warnings
+
+            warnings.warn("rram: the ADC ranges are calibrated on this run's own inputs, so the data being measured "
+                          "shapes the hardware model; pass run(calibration=x_cal) or call calibrate(x_cal) first",
+                          stacklevel=2)
             self.calibrate(inputs, data="the first batch run() saw (its own inputs)")
         rseed = self.seed + 1 if seed is None else int(seed)
         for i, (n, xb) in enumerate(sorted(self.crossbars.items())):
