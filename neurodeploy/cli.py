@@ -208,14 +208,14 @@ def run(
     from .graph.diagnose import warn_once
 
     warn_once(graph, quiet=STATE["quiet"], strict=STATE["strict"], x=x, result=result)  # x is valid after the run
-    from .graph.io import write_npz
+    from .graph.io import compact_spikes, write_npz
 
     if fmt == "nirdata" or fmt == "auto" and output.suffix == ".nird":
         from .graph.nirdata import result_to_nirdata, write_nirdata
 
         write_nirdata(output, result_to_nirdata(result, graph))
     else:
-        write_npz(output, result.to_numpy())
+        write_npz(output, compact_spikes(result.to_numpy(), graph))
     c = console()
     c.print(f"wrote {output}  ({result.batch} samples × {result.steps} steps, target {target})")
     totals = result.totals()

@@ -21,7 +21,7 @@ import nir
 import numpy as np
 
 from ..errors import InputError
-from .io import write_atomic
+from .io import spiking_keys, write_atomic
 
 KINDS = {"outputs": "output", "spikes": "spikes", "values": "output", "v": "v"}
 
@@ -39,10 +39,12 @@ def _place(tree: nir.NIRGraphData, name: str, observable: str, data) -> None:
 def result_to_nirdata(result, graph) -> nir.NIRGraphData:
     """A RunResult's outputs, recorded spikes/values and membranes as NIRGraphData."""
     tree = nir.NIRGraphData(nodes={})
-    for key, arr in result.to_numpy().items():
+    arrays = result.to_numpy()
+    spiking = spiking_keys(arrays, graph)  # spikes and outputs of spiking nodes: bool
+    for key, arr in arrays.items():
         kind, _, node = key.partition(".")
         node = node or graph.outputs[0]
-        _place(tree, node, KINDS[kind], _gridded(arr, graph.dt, boolean=kind == "spikes"))
+        _place(tree, node, KINDS[kind], _gridded(arr, graph.dt, boolean=key in spiking))
     return tree
 
 
