@@ -42,7 +42,9 @@ def _imported():
     g = nd.load(MODEL)
     x = np.zeros((1, 3, 64), np.float32)
     profile_run(MODEL, "x", g, x, target="loihi2-emu")
-    profile_run(MODEL, "x", g, x, target="rram")
+    from neurodeploy.measure.calibration import Calibration
+
+    profile_run(MODEL, "x", g, x, target="rram", calibration=Calibration(x, "warm-up zeros", True))
     nd.compile(g, "loihi2-emu", hardware="loihi2")
 
 
@@ -124,8 +126,10 @@ def test_fits_energy_and_latency_pass_and_fail_at_the_measured_values(pytester):
     body = '''
 from neurodeploy.measure.report import fmt_si, profile_run
 
-def measured(target):
-    rep, _ = profile_run(M, "x", G, X, target=target)
+def measured(target):  # the plugin calibrates a data-dependent program on the data it checks, as --calibrate-on-eval
+    from neurodeploy.measure.calibration import Calibration
+
+    rep, _ = profile_run(M, "x", G, X, target=target, calibration=Calibration(X, "the checked data", False))
     t = rep["targets"][0]
     return t["energy"]["per_inference_J"], t["latency"]["per_inference_s"]
 

@@ -177,6 +177,18 @@ def assert_spikes_match(model, x, target_a, target_b, *, hardware_a=None, hardwa
     return ag
 
 
+def _lag_padded_run(s, graph, target, x, prof, seed, options):
+    """(program, result) as ``neurodeploy profile`` measures it: the input padded with the
+    outputs' lag in silent steps, the outputs read at their lag (measure/window.py)."""
+    from ..measure.window import output_lags, pad_steps, windowed
+
+    prog = s.program(graph, target, prof, seed, options, x)
+    lags = output_lags(prog.describe(), graph)
+    pad = max(lags.values(), default=0) if lags else 0
+    prog, res = s.run(graph, target, pad_steps(x, pad), prof, seed, options)
+    return prog, (windowed(res, lags, _steps(x), pad) if pad else res)
+
+
 def _priced(model, x, target, hardware, seed, options):
     """(graph, runs, entry) of one run of ``x`` priced on ``hardware`` by the measurement
     layer (:func:`neurodeploy.measure.report.target_entry`)."""
@@ -188,8 +200,8 @@ def _priced(model, x, target, hardware, seed, options):
     prof = s.profile(target, hardware)
     if prof is None:
         raise InputError(f"{target}: no hardware profile to price the run on: pass hardware=")
-    prog, res = s.run(graph, target, x, prof, seed, options)
-    inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
+    prog, res = _lag_padded_run(s, graph, target, x, prof, seed, options)
+    inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 and "lag_padding" not in res.info else None
     entry = target_entry(target, prog, res, graph, prof, inputs=inputs)
     runs = {target: dict(program=prog, result=res, profile=prof, entry=entry, label=_label(target, prof, seed))}
     return graph, runs, entry
