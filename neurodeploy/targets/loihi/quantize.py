@@ -678,14 +678,16 @@ def _bias_synapses(dst: str, u_bias, scale, start: int, nodes, zero_exp: bool, m
                   if n else 0.0}
 
 
-def _sign_parts(w_v: np.ndarray, weight_sign: str) -> list[tuple[str, np.ndarray]]:
-    """[(name suffix, weights)]: the matrix itself, or with ``weight_sign="split"`` a mixed-sign
-    matrix as an excitatory and an inhibitory synapse (every 8-bit mantissa value usable:
-    Lava's mixed sign mode keeps only even mantissas, 7 bits of magnitude; the nonzero
-    synapses are the same ones)."""
+def _sign_parts(w_v: np.ndarray, weight_sign: str, fixed_exp: int | None):
+    """([(name suffix, weights)], exponent to use or None): the matrix itself, or with
+    ``weight_sign="split"`` a mixed-sign matrix as an excitatory and an inhibitory synapse at
+    the exponent the mixed matrix would get (every 8-bit mantissa value usable where Lava's
+    mixed sign mode keeps only even ones: one more bit, the same flooring of the sums and the
+    same nonzero synapses)."""
     if weight_sign != "split" or sign_mode(w_v) != "mixed":
-        return [("", w_v)]
-    return [(":exc", np.maximum(w_v, 0.0)), (":inh", np.minimum(w_v, 0.0))]
+        return [("", w_v)], fixed_exp
+    e = quantize_weights(w_v / 64.0, fixed_exp=fixed_exp)[1]
+    return [(":exc", np.maximum(w_v, 0.0)), (":inh", np.minimum(w_v, 0.0))], e
 
 
 def _bias_neuron() -> Population:
@@ -843,9 +845,10 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
                 groups = [(np.zeros((n, int(np.prod(graph.shapes[src])))), np.zeros((n, int(np.prod(graph.shapes[src]))), np.int64))]
             base = via[-1] if via else f"{src}->{dst}"
             for gi, (w_rel, dl) in enumerate(groups):
-              for suffix, w_v in _sign_parts(w_rel * scale[:, None], weight_sign):  # v_int units  # noqa: E111
+              parts, e_fix = _sign_parts(w_rel * scale[:, None], weight_sign, 0 if weight_exp == "zero" else None)
+              for suffix, w_v in parts:  # v_int units  # noqa: E111
                 w_a = w_v / 64.0  # a_in units (before << 6)
-                mant, e, clipped = quantize_weights(w_a, fixed_exp=0 if weight_exp == "zero" else None)
+                mant, e, clipped = quantize_weights(w_a, fixed_exp=e_fix)
                 name = (base if gi == 0 else f"{base}#{gi}") + suffix
                 has_delay = bool(dl.any())
                 geom = None
