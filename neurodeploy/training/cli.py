@@ -20,13 +20,16 @@ def _seeds(text: str, what: str) -> list[int]:
         raise InputError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
-def _check(target: str, data: str, output: Path) -> None:
+def _check(target: str, hardware, data: str, output: Path) -> None:
     """Every argument refused before any work (nothing is written on error)."""
     from ..errors import InputError
+    from ..measure.report import load_hardware
+    from ..targets.base import get_target
     from .data import splits
 
     if target not in CLI_TARGETS:
         raise InputError(f"--target must be one of {', '.join(CLI_TARGETS)}, got {target!r}")
+    load_hardware(get_target(target), hardware)  # unknown profile, or one of another kind
     if output.suffix != ".nir":
         raise InputError(f"-o {output}: the tuned model is written as NIR; give a path ending in .nir")
     if output.exists() and output.is_dir():
@@ -57,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from .data import splits
         from .tune import evaluate, finetune as _finetune, train_seeds
 
-        _check(target, data, output)
+        _check(target, hardware, data, output)
         ev = _seeds(eval_seeds, "--eval-seeds")
         train_seeds(seeds, ev)
         graph, _ = _cli.load_model(model, dt, reset)
