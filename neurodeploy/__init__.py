@@ -10,7 +10,7 @@ Public API (imports are lazy, so ``import neurodeploy`` is cheap and never impor
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "save", "compile", "run", "convert", "__version__"]
+__all__ = ["load", "save", "compile", "run", "convert", "finetune", "__version__"]
 
 
 def load(model, sample=None, *, dt=None, reset=None, framework=None):
@@ -52,3 +52,11 @@ def convert(onnx_path, calibration, steps: int = 32, **options):
     from .convert import convert as _convert
 
     return _convert(onnx_path, calibration, steps, **options)
+
+
+def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, seeds=64, **options):
+    """Fine-tune a Graph for ``target``'s effects (Loihi fixed point, RRAM device model);
+    returns the tuned Graph (see :func:`neurodeploy.training.tune.finetune` and docs/finetune.md)."""
+    from .training.tune import finetune as _finetune
+
+    return _finetune(graph, target, hardware, data, epochs, seeds, **options)
