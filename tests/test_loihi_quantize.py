@@ -271,11 +271,11 @@ def test_skip_connections_lag_equally_and_are_exact_shifts():
     g = skip_net(4)
     prog = EmulatorTarget().compile(g)
     lag = prog.describe()["lag"]
-    assert lag == {"in": 0, "n0": 1, "n1": 2, "n2": 3, "ro": 4, "out": 4}
+    assert lag == {"n0": 1, "n1": 2, "n2": 3, "ro": 4, "out": 4}
     assert all(isinstance(v, int) for v in lag.values())
     pad = {s.name: s.lag_delay for s in prog.synapses if s.src != BIAS_NEURON}
     assert pad == {"fc0": 0, "fc1": 0, "fc2": 0, "skip": 2, "res": 1, "fco": 0}
-    assert prog.report["lags"] == {k: v for k, v in lag.items() if k not in ("in", "out")} | {"in": 0}
+    assert prog.report["lags"] == {k: v for k, v in lag.items() if k != "out"} | {"in": 0}
     zero, alone = EmulatorTarget().compile(skip_net(4, long_path=False)), EmulatorTarget().compile(skip_only_net(4))
     x = spikes(5, 4, 30, 8, p=0.4)
     a = zero.run(np.concatenate([x, np.zeros((4, 4, 8), np.float32)], 1), record="all", record_states=True)
@@ -312,7 +312,7 @@ def test_loop_through_two_layers_is_refused_unless_allowed():
     assert prog.describe()["compile_options"]["allow_loop_delay"] is True
     res = prog.run(spikes(0, 2, 10, 8))
     assert res.info["loop_delays"] == loops
-    assert res.info["lag"] == {"in": 0, "a": 1, "b": 2, "ro": 3, "out": 3}
+    assert res.info["lag"] == {"a": 1, "b": 2, "ro": 3, "out": 3}
 
 
 def test_self_loops_keep_nirs_delay_and_are_not_refused():

@@ -314,15 +314,14 @@ def lags(program: LoihiProgram) -> dict[str, int | None]:
 
 def declared_lag(program: LoihiProgram) -> dict[str, int | None]:
     """``RunResult.info["lag"]`` and ``describe()["lag"]`` of the Loihi targets: the steps by
-    which every Input (0), neuron node and Output node trails the NIR reference — one step
+    which every neuron node and Output node trails the NIR reference (an Input: 0) — one step
     per synapse on the path (Lava's Dense sends at t+1 what it accumulated at t), plus the
     delays compile inserted so that every path into a node lags equally (an integer for
     every node of a compiled program; None only where a hand-built program's paths
     disagree). The per-layer entries keep :func:`neurodeploy.measure.compare.declared_lag`
     right where NIR's own synaptic depth differs from the Dense count."""
     lg = lags(program)
-    out: dict[str, int | None] = {i: 0 for i in program.inputs}
-    out.update({o: lg.get(pn) for o, pn in program.outputs.items()})
+    out: dict[str, int | None] = {o: lg.get(pn) for o, pn in program.outputs.items()}
     out.update({k: v for k, v in lg.items() if k not in out and v is not None})
     return out
 
