@@ -596,7 +596,8 @@ def _equalize_lags(graph, neurons, incoming, max_delay, profile, allow_loop_dela
                     raise UnsupportedError(
                         f"loop {' → '.join(path)}: on Loihi every synapse adds a step, so a spike takes {1 - need} "
                         f"steps around it instead of NIR's 1 ({-need} extra step(s), back edge '{loop['synapse']}'); "
-                        "compile with allow_loop_delay=True (--allow-loop-delay) to accept the extra delay")
+                        "compile with allow_loop_delay=True (neurodeploy compile --allow-loop-delay) to accept the "
+                        "extra delay")
                 loops.append(loop)
                 continue
             if need == 0:
