@@ -81,3 +81,22 @@ def loop_net(seed, n_in=8, n_h=6, n_o=3):
 
 def spikes(seed, batch, steps, n, p=0.3):
     return (np.random.default_rng(seed).random((batch, steps, n)) < p).astype(np.float32)
+
+
+def conv_skip_net(seed, c=2, h=6, w=6):
+    """A residual convolution block: in → conv a → LIF → conv b → LIF, plus a conv skip from
+    the input into the second LIF (a kernel that needs a delay, so it is unrolled)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(ci, co):
+        return nir.Conv2d(input_shape=(h, w), weight=(rng.normal(0.3, 1.0, (co, ci, 3, 3)) * 1.5).astype(np.float32),
+                          stride=1, padding=1, dilation=1, groups=1, bias=rng.normal(0, 0.3, co).astype(np.float32))
+
+    def lif(shape):
+        o = np.ones(shape, np.float32)
+        return nir.LIF(tau=o * 1e-2, r=o, v_leak=0 * o, v_threshold=o * 0.5, v_reset=0 * o)
+
+    nodes = {"in": nir.Input(np.array([c, h, w])), "ca": conv(c, c), "la": lif((c, h, w)), "cb": conv(c, c),
+             "cs": conv(c, c), "lb": lif((c, h, w)), "out": nir.Output(np.array([c, h, w]))}
+    edges = [("in", "ca"), ("ca", "la"), ("la", "cb"), ("cb", "lb"), ("in", "cs"), ("cs", "lb"), ("lb", "out")]
+    return load(nir.NIRGraph(nodes=nodes, edges=edges), dt=DT)

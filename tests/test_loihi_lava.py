@@ -306,7 +306,7 @@ def test_lava_exception_does_not_hang():
 
 # ---------------------------------------------------------------------------------------
 # issue 11: biases into decaying currents (the bias neuron), equal lags, loops — Lava agrees
-from loihi_exact_nets import biased_cuba_net, loop_net, skip_net  # noqa: E402
+from loihi_exact_nets import biased_cuba_net, conv_skip_net, loop_net, skip_net  # noqa: E402
 
 EXACT_CASES = [
     ("biased-cubalif", lambda: biased_cuba_net(0), {}),
@@ -316,6 +316,8 @@ EXACT_CASES = [
     ("lif-bias-synapse", lambda: dense_net(5, kinds=("LIF", "IF"), readout="LI"), {"bias": "synapse"}),
     ("loop-allowed", lambda: loop_net(6), {"allow_loop_delay": True}),
     ("weight-sign-split", lambda: biased_cuba_net(4, recurrent=True), {"weight_sign": "split", "bias": "synapse"}),
+    ("conv-residual", lambda: conv_skip_net(0), {}),  # Conv kernels + an unrolled, delayed conv skip
+    ("conv-residual-bias-synapse", lambda: conv_skip_net(1), {"bias": "synapse"}),  # bias neuron into (W, H, C)
 ]
 
 
@@ -332,3 +334,5 @@ def test_exact_lowerings_match_lava_fixed_pt(build, compile_kw):
         assert lav.info["loop_delays"] == emu.info["loop_delays"] == prog.report["loops"] != []
     if prog.populations[0].role == "bias":
         assert lav.info["processes"][f"{prog.populations[1].name}.bias"] in ("Dense", "DelayDense")
+    if "cs" in graph.nodes:  # the conv skip needs a delay: a DelayDense matrix, the chain stays Conv
+        assert lav.info["processes"]["cs"] == "DelayDense" and lav.info["processes"]["cb"] == "Conv"
