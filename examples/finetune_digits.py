@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "models" / "digits_snn.nir"
 SEEDS = (0, 1, 2)
 NOISE = (0.0, 0.05, 0.1, 0.2)
+ROWS = ("digits:loihi2-emu", "digits:rram_40nm", "digits:rram_40nm_worstcase", "snntorch:rram_40nm",
+        "snntorch:rram_40nm_worstcase")
 
 
 def _row(name, target, hw, ref, before, after) -> dict:
@@ -58,13 +60,13 @@ def tune(name, graph, target, hw, sp, epochs, out: Path, lr) -> tuple[dict, obje
     return row, tuned
 
 
-def robustness(graphs: dict, sp, hw="rram_40nm_worstcase") -> dict:
+def robustness(graphs: dict, sp, noise=NOISE, hw="rram_40nm_worstcase") -> dict:
     from neurodeploy.targets.rram.device import DeviceConfig
 
     curve = {}
     for label, g in graphs.items():
         curve[label] = []
-        for sigma in NOISE:
+        for sigma in noise:
             cfg = DeviceConfig.from_profile(hw, programming_noise=sigma)
             r = evaluate(g, "rram", hw, sp, SEEDS, options={"config": cfg})
             curve[label].append({"sigma": sigma, "mean": r["mean"], "std": r["std"], "accuracy": r["accuracy"]})
@@ -96,8 +98,10 @@ def plot(curve: dict, path: Path) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--noise", default=",".join(map(str, NOISE)), help="programming-noise levels of the curve")
     ap.add_argument("--loihi-epochs", type=int, default=2)
     ap.add_argument("--snn-epochs", type=int, default=8, help="snnTorch training epochs (before fine-tuning)")
+    ap.add_argument("--rows", default=",".join(ROWS), help="model:target-or-profile pairs to tune (default: all)")
     ap.add_argument("--out", default=str(ROOT / "build" / "finetune"))
     ap.add_argument("--plot", default=str(ROOT / "docs" / "finetune_robustness.png"))
     args = ap.parse_args(argv)
@@ -106,20 +110,29 @@ def main(argv=None):
     sp = digits()
     shipped = nd.load(MODEL)
     print("| model | target | profile | reference % | before % (mean ± sd, seeds 0-2) | after % |\n|---|---|---|---|---|---|")
-    rows = []
-    rows.append(tune("digits_snn", shipped, "loihi2-emu", None, sp, args.loihi_epochs, out, 1e-3)[0])
-    rows.append(tune("digits_snn", shipped, "rram", "rram_40nm", sp, args.epochs, out, 2e-3)[0])
-    row, tuned_wc = tune("digits_snn", shipped, "rram", "rram_40nm_worstcase", sp, args.epochs, out, 2e-3)
-    rows.append(row)
-    sys.path.insert(0, str(Path(__file__).parent))
-    import train_with_hardware_eval as snn
+    rows, todo = [], [r.split(":") for r in args.rows.split(",") if r]
+    models = {"digits": shipped}
+    if any(m == "snntorch" for m, _ in todo):
+        sys.path.insert(0, str(Path(__file__).parent))
+        import torch
+        import train_with_hardware_eval as snn
 
-    model = snn.train(snn.build(), *sp.train, args.snn_epochs, log=lambda *a: None)
-    sg = nd.load(model, __import__("torch").as_tensor(sp.train[0][:1, 0]))
-    nd.save(sg, out / "snntorch_digits.nir")
-    for hw in ("rram_40nm", "rram_40nm_worstcase"):
-        rows.append(tune("snntorch_digits", sg, "rram", hw, sp, args.epochs, out, 2e-3)[0])
-    curve = robustness({"before fine-tuning": shipped, "after fine-tuning (worst case)": tuned_wc}, sp)
+        model = snn.train(snn.build(), *sp.train, args.snn_epochs, log=lambda *a: None)
+        models["snntorch"] = nd.load(model, torch.as_tensor(sp.train[0][:1, 0]))
+        nd.save(models["snntorch"], out / "snntorch_digits.nir")
+    tuned_wc = None
+    for m, what in todo:
+        target, hw = ("loihi2-emu", None) if what == "loihi2-emu" else ("rram", what)
+        epochs, lr = (args.loihi_epochs, 1e-3) if target == "loihi2-emu" else (args.epochs, 2e-3)
+        row, tuned = tune(f"{m}_snn" if m == "digits" else f"{m}_digits", models[m], target, hw, sp, epochs, out, lr)
+        rows.append(row)
+        if m == "digits" and hw == "rram_40nm_worstcase":
+            tuned_wc = tuned
+    if tuned_wc is None:
+        (out / "results.json").write_text(json.dumps({"rows": rows}, indent=1))
+        return
+    curve = robustness({"before fine-tuning": shipped, "after fine-tuning (worst case)": tuned_wc}, sp,
+                       [float(v) for v in args.noise.split(",")])
     plot(curve, Path(args.plot))
     (out / "results.json").write_text(json.dumps({"rows": rows, "robustness": curve}, indent=1))
     print(f"wrote {out / 'results.json'} and {args.plot}")
