@@ -1,4 +1,4 @@
-"""CLI commands of the RRAM target: ``neurodeploy lsm train|eval|sweep``.
+"""CLI commands of the RRAM target: ``neurodeploy lsm train|eval|sweep|zeroshot``.
 
 ``neurodeploy run MODEL --target rram --hardware rram_40nm`` needs nothing here: it goes
 through the target registry (:mod:`neurodeploy.targets.base`). Heavy imports happen inside
@@ -241,6 +241,37 @@ def plot_sweep(result: dict, path: Path) -> Path:
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return path
+
+
+@lsm_app.command("zeroshot")
+def lsm_zeroshot(
+    output: Path = typer.Option(..., "--output", "-o", help="Output directory (zeroshot.json, report.html, heads as ONNX)."),
+    quick: bool = typer.Option(False, "--quick", help="Subsets of both datasets (demo/CI time budget)."),
+    split: str = typer.Option("1-7:8-9", help="SEEN:UNSEEN digit classes (the paper's 1-7:8-9)."),
+    device_seeds: int = typer.Option(3, help="RRAM device seeds (the RRAM gap's spread)."),
+    hardware: str = typer.Option("rram_40nm", help="RRAM hardware profile (name or .toml)."),
+    seed: int = typer.Option(0, help="Seed of the reservoirs and the image data split."),
+    epochs: int = typer.Option(300, help="Training epochs of the projection heads."),
+):
+    """Zero-shot audio↔image retrieval with two reservoirs (event digits, audio digits) and
+    contrastively trained projection heads, software and RRAM; JSON + HTML report + ONNX heads."""
+    from .zeroshot import experiment, parse_split
+
+    sp = parse_split(split)
+    if device_seeds < 1:
+        raise InputError(f"--device-seeds must be >= 1, got {device_seeds}")
+    cli = _cli()
+    with _OutDir(output) as d, cli.progress_bar("zeroshot runs") as cb:
+        doc = experiment(d, quick=quick, split=sp, device_seeds=tuple(range(device_seeds)), hardware=hardware,
+                         reservoir_seed=seed, epochs=epochs, progress=cb)
+    c = cli.console()
+    for v in ("software", "rram"):
+        s = doc["summary"][v]
+        c.print(f"{v}: unseen audio→image {_pct(s['unseen/audio_to_image']['mean'])}, image→audio "
+                f"{_pct(s['unseen/image_to_audio']['mean'])}; seen audio→image {_pct(s['seen/audio_to_image']['mean'])}")
+    c.print("energy digital/RRAM (dense, event): " + ", ".join(
+        f"{m} {e['ratio_dense']:.1f}×, {e['ratio_event']:.1f}×" for m, e in doc["energy"].items()))
+    c.print(f"wrote {output}/zeroshot.json, report.html")
 
 
 def register(app) -> None:
