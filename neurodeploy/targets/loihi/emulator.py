@@ -66,6 +66,7 @@ import torch
 
 from ...errors import InputError, UnsupportedError
 from ..base import RunResult, as_inputs, check_options, record_set
+from . import fused
 from .counts import LoihiCounts
 from .program import LoihiProgram, declared_lag, lags  # noqa: F401  (lags: re-exported)
 
@@ -677,12 +678,18 @@ def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
     uw = torch.zeros((), dtype=f64, device=dev)
     sat = torch.zeros((), dtype=f64, device=dev)
     cur: dict[str, torch.Tensor] = {}
+    fz = fused.available(dev)
     for t in range(steps):
         # ---- neurons -----------------------------------------------------------------
         for q in bp:
             name = q.name
             vv = v[name]
             D0, Dr, st_in = pre[name]
+            if fz and q.safe and not st_in:  # the whole step in one CUDA kernel (bit-identical)
+                bias = (D0 if t == 0 else None) if D0 is not None else q.bias
+                fused.step(q, u.get(name), vv, Dr[t - 1] if Dr is not None and t else None, bias, spk[name][:, t],
+                           vals[name][:, t] if name in keep_v else None, wrap_cnt.get(name), sat_cnt.get(name))
+                continue
             if q.safe:
                 if q.ustate:
                     uu = u[name]
