@@ -220,8 +220,9 @@ def test_sinabs_if_per_step():
     theirs = torch.stack(out, 1)
     assert theirs.sum() > 0
     assert run_ours(G.load(g, dt=DT), x).output.sum() == 0  # r = 1 per second: never spikes at dt = 1 ms
-    ours = G.load(g, dt=DT, framework="sinabs")
-    assert ours.metadata["repairs"] == ["sinabs-if-r"]
+    ours = G.load(g, dt=DT, framework="sinabs", reset="zero")  # norse's IF resets to zero; Sinabs' default
+    assert ours.metadata["repairs"] == ["sinabs-if-r"]  # subtracts (reset then defaults to "subtract"):
+    assert G.load(g, dt=DT, framework="sinabs").reset == "subtract"  # tests/zoo/test_sinabs_zoo.py, real Sinabs
     assert torch.equal(run_ours(ours, x).output, theirs)
 
 

@@ -3,7 +3,9 @@
 A quirk is a way a framework's NIR export (or its exporter itself) differs from what the
 model computes in its own framework. Each has a name in :data:`QUIRKS`; the names of the
 repairs applied to a model are recorded in ``Graph.metadata["repairs"]`` and listed by
-``neurodeploy inspect``. Notes that are not repairs but must be seen (a convention that
+``neurodeploy inspect``. What a repair had to assume because the file cannot say (Sinabs'
+and Rockpool's multi-spike defaults, a dropped bias) is listed in
+``Graph.metadata["assumptions"]``. Notes that are not repairs but must be seen (a convention that
 cannot be known from the file) go to ``Graph.metadata["load_warnings"]`` and are reported
 by :func:`neurodeploy.graph.diagnose.diagnose`.
 
@@ -59,8 +61,14 @@ QUIRKS = {q.name: q for q in (
           "Synaptic/RSynaptic become LI (current) → LIF (membrane)"),
     Quirk("snntorch-export-layers", "snntorch 1.0.0", "export_to_nir fails in nir's type inference (batch dimension) "
           "and with an IndexError on Conv2d", "the module path traces with our own extractor"),
-    Quirk("sinabs-if-r", "sinabs", "IF r = 1 means v += x per step", "framework='sinabs': r = r/dt"),
-    Quirk("output-type", "rockpool", "the Output node is typed with another shape than it receives (plain nir.read "
+    Quirk("sinabs-if-r", "sinabs 2.0.3", "IF r = 1 means v += x per step", "framework='sinabs': r = r/dt"),
+    Quirk("sinabs-decay", "sinabs 2.0.3", "LIF/LI tau is in steps with an exact decay α = exp(−1/τ) (v = αv + (1−α)x for "
+          "LIF, v = αv + x for ExpLeak), written as an Euler LIF/LI with r = 1", "framework='sinabs': τ = dt/(1−α), "
+          "r = 1 (LIF, norm_input=True) or 1/(1−α) (LI, ExpLeak's norm_input=False); spikes reset by subtraction"),
+    Quirk("rockpool-decay", "rockpool 3.1.0", "to_nir writes τ and r = τ·exp(−dt/τ)/dt for neurons that decay exactly "
+          "per step (I = β(I + x), v = αv + I) and reset by subtraction", "dt solved from r and τ; τ = dt/(1−α), "
+          "r = 1/(1−α), w_in = β/(1−β) (LI: r = β/(1−β)); reset by subtraction"),
+    Quirk("output-type", "rockpool 3.1.0", "the Output node is typed with another shape than it receives (plain nir.read "
           "refuses the file)", "read without nir's type check; the Output type is taken from its input (graph/normalize.py)"),
 )}
 
@@ -127,11 +135,53 @@ def looks_like_snntorch(graph: nir.NIRGraph) -> bool:
     return any(not np.allclose(_f(node.r), 1.0) for _, node, _, _ in cells)
 
 
+def rockpool_steps(graph: nir.NIRGraph):
+    """Per neuron ``u = dt/τ`` of a Rockpool 3.1.0 export: it writes r = τ·exp(−dt/τ)/dt,
+    so u·e^u = 1/r. Returns ``{name: (node, u, dt = u·τ)}``, or None when a neuron cannot
+    come from Rockpool's exporter."""
+    out = {}
+    for name, node, _, _ in _neurons(graph):
+        if not isinstance(node, (nir.LI, nir.LIF, nir.CubaLIF)) or np.any(_f(node.v_leak)):
+            return None
+        if isinstance(node, nir.CubaLIF) and not np.allclose(_f(node.w_in), 1.0):
+            return None
+        r, tau = _f(node.r).astype(np.float64), _f(node.tau_mem if isinstance(node, nir.CubaLIF) else node.tau)
+        if np.any(r <= 0) or np.any(tau <= 0):
+            return None
+        u = _lambert_u(r)
+        out[name] = (node, u, u * tau.astype(np.float64))
+    return out or None
+
+
+def _lambert_u(r):
+    """u with u·e^u = 1/r (Newton on u + ln u + ln r = 0; the function is increasing)."""
+    u = 1.0 / (np.asarray(r, np.float64) + 1.0)
+    for _ in range(60):
+        u = np.maximum(u - (u + np.log(u) + np.log(r)) / (1.0 + 1.0 / u), 1e-300)
+    return u
+
+
+def looks_like_rockpool(graph: nir.NIRGraph) -> bool:
+    """Rockpool 3.1.0 ``to_nir`` output: types carry the sample's batch dimension (Input
+    typed (1, n)), and every neuron gives the same exporter dt from its r and τ."""
+    inputs = [node for node in graph.nodes.values() if isinstance(node, nir.Input)]
+    shapes = [np.asarray(node.input_type.get("input", ())).reshape(-1) for node in inputs]
+    if not shapes or not all(len(s) >= 2 and s[0] == 1 for s in shapes):
+        return False
+    steps = rockpool_steps(graph)
+    if not steps:
+        return False
+    dts = np.concatenate([np.ravel(d) for _, _, d in steps.values()])
+    return bool(np.allclose(dts, dts[0], rtol=1e-4))
+
+
 def detect(graph: nir.NIRGraph, dt: float | None) -> str | None:
     if looks_like_norse(graph, dt):
         return "norse"
     if looks_like_snntorch(graph):
         return "snntorch"
+    if looks_like_rockpool(graph):
+        return "rockpool"
     return None
 
 
@@ -158,7 +208,9 @@ def repair_graph(graph: nir.NIRGraph, dt=None, reset=None, framework=None):
     if "snntorch-dt" in done and dt is not None and meta.get("exporter_dt") not in (None, dt):
         return rescale_snntorch(graph, float(meta["exporter_dt"]), dt), dt
     if framework == "sinabs" and "sinabs-if-r" not in done:
-        return repair_sinabs(graph, dt)
+        return repair_sinabs(graph, dt, reset)
+    if framework == "rockpool" and "rockpool-decay" not in done:
+        return repair_rockpool(graph, dt, reset)
     return graph, dt
 
 
@@ -265,12 +317,57 @@ def subtract_loops(graph):
     return record(g, repairs=["snntorch-reset"])
 
 
-def repair_sinabs(graph, dt=None):
-    """sinabs-if-r: Sinabs' IF integrates the input once per step (r = 1 'per step')."""
+MULTI_SPIKE = ("{fw} emits floor(v/θ) events per step by default ({how}); a NIR neuron emits one: equal to {fw} "
+               "only while no membrane reaches 2θ in a step. Spikes at v = θ exactly: {fw} fires, NIR needs v > θ")
+
+
+def repair_sinabs(graph, dt=None, reset=None):
+    """sinabs-if-r, sinabs-decay: Sinabs layers are per step (IAF: v += x; LIF:
+    v = αv + (1−α)x; ExpLeak: v = αv + x, α = exp(−1/τ)), and reset by subtraction."""
     if dt is None:
         raise InputError("framework='sinabs': pass dt (seconds); Sinabs models are per step, any dt gives the same spikes")
     g = _edit.clone(graph)
+    repairs = ["sinabs-if-r"]
     for name, node, parent, local in _neurons(g):
         if isinstance(node, (nir.IF, nir.I)):
             parent.nodes[local] = _edit.with_params(node, r=_f(node.r) / dt)
-    return record(g, repairs=["sinabs-if-r"], exporter="sinabs"), dt
+        elif isinstance(node, (nir.LIF, nir.LI)):
+            a = 1.0 - np.exp(-1.0 / _f(node.tau).astype(np.float64))
+            r = _f(node.r) if isinstance(node, nir.LIF) else _f(node.r) / a
+            parent.nodes[local] = _edit.with_params(node, tau=dt / a, r=r)
+            repairs.append("sinabs-decay")
+        elif isinstance(node, (nir.CubaLIF, nir.CubaLI)):
+            raise UnsupportedError(f"node '{name}': Sinabs' exporter writes no synaptic layers; a "
+                                   f"{type(node).__name__} in a Sinabs file has no known meaning")
+    assumed = [MULTI_SPIKE.format(fw="Sinabs", how="MultiSpike; build with SingleSpike")]
+    if any(isinstance(n, (nir.LIF, nir.LI)) for _, n, _, _ in _neurons(g)):
+        assumed.append("Sinabs' exporter writes r = 1 whatever norm_input: read as LIF with norm_input=True and "
+                       "ExpLeak with norm_input=False (their defaults)")
+    extra = {} if reset is not None else {"reset": "subtract"}  # MembraneSubtract, Sinabs' default
+    return record(g, repairs=list(dict.fromkeys(repairs)), exporter="sinabs", assumptions=assumed, **extra), dt
+
+
+def repair_rockpool(graph, dt=None, reset=None):
+    """rockpool-decay: Rockpool's LIFTorch (CubaLIF), LIFNeuronTorch (LIF) and ExpSynTorch
+    (LI) decay exactly per step; their exporter dt is solved from r and τ."""
+    steps = rockpool_steps(graph)
+    if not steps:
+        raise UnsupportedError("framework='rockpool': a neuron does not have the form Rockpool's to_nir writes "
+                               "(LI/LIF/CubaLIF with v_leak = 0, w_in = 1, r = τ·exp(−dt/τ)/dt)")
+    dt_rp = float(np.median(np.concatenate([np.ravel(d) for _, _, d in steps.values()])))
+    dt = float(dt or dt_rp)
+    g = _edit.clone(graph)
+    for name, node, parent, local in _neurons(g):
+        keep, u, _ = steps[name]
+        k = -np.expm1(-u)  # 1 − exp(−dt/τ): the step's decay, per neuron
+        if isinstance(node, nir.CubaLIF):
+            ks = -np.expm1(-dt_rp / _f(node.tau_syn).astype(np.float64))
+            params = dict(tau_mem=dt / k, r=1.0 / k, tau_syn=dt / ks, w_in=(1.0 - ks) / ks)
+        else:
+            params = dict(tau=dt / k, r=(1.0 / k) if isinstance(node, nir.LIF) else (1.0 - k) / k)
+        parent.nodes[local] = _edit.with_params(node, **params)
+    assumed = [MULTI_SPIKE.format(fw="Rockpool", how="max_spikes_per_dt = 2**16; build with max_spikes_per_dt=1"),
+               "Rockpool's to_nir writes bias as v_leak = 0 and drops w_rec: equal only for bias 0 and no recurrence"]
+    extra = {} if reset is not None else {"reset": "subtract"}
+    return record(g, repairs=["rockpool-decay"], exporter="rockpool", exporter_dt=dt_rp, assumptions=assumed,
+                  **extra), dt
