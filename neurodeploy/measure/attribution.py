@@ -87,3 +87,26 @@ def attribute(graph, x, labels, *, target: str, hardware=None, seeds=(0, 1, 2), 
     return {"target": target, "hardware": None if run.hw is None else run.hw.name, "seeds": seeds, "readout": readout,
             "nonidealities": names, "ideal": _stats(ideal), "all": _stats(full), "per": per,
             "calibration": None if calibration is None else calibration.record()}
+
+
+#: Columns of :func:`table` (the CLI, the HTML report and examples/rram_fidelity.py print it).
+COLUMNS = ("non-ideality", "accuracy alone", "cost alone (pp)", "accuracy all but it", "cost in context (pp)")
+
+
+def pm(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
+    """``mean ± std`` of a :func:`_stats` dict, scaled (default: fractions → percent)."""
+    return f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
+
+
+def table(a: dict) -> list[list[str]]:
+    """One row per non-ideality of an :func:`attribute` result (columns :data:`COLUMNS`):
+    accuracies in %, costs in percentage points, mean ± std over the device seeds."""
+    return [[n, pm(p["alone"]), pm(p["cost_alone"]), pm(p["without"]), pm(p["cost_in_context"])]
+            for n, p in a["per"].items()]
+
+
+def caption(a: dict) -> str:
+    """What :func:`table` shows, with the ideal and the full accuracy."""
+    return (f"{a['target']} on {a['hardware'] or 'its default profile'}, {len(a['seeds'])} device seed(s): "
+            f"ideal {pm(a['ideal'])} %, all non-idealities {pm(a['all'])} %; cost alone = ideal − only it, "
+            "cost in context = all but it − all (mean ± std over seeds)")

@@ -59,18 +59,20 @@ def _print_summary(report: dict, c) -> None:
     short = lambda v, u: fmt_si(v, u).replace(".0 ", " ") if v is None else f"{float(fmt_si(v, u).split()[0]):.3g} {fmt_si(v, u).split()[1]}"  # noqa: E731
     compare = report["kind"] == "compare"
     t = Table(title=f"neurodeploy {report['kind']}: {report['inputs']['model']}")
-    cols = ["target", "status", "acc", "spikes", "E/inf", "t/inf", "profile"] + (["match", "lag"] if compare else [])
+    cols = ["target", "status", "acc", "spikes", "E/inf", "E dyn/inf", "t/inf", "profile"] + (["match", "lag"] if compare else [])
     for col in cols:
         t.add_column(col)
     for s in report["summary"]:
         row = [s["target"], s["status"], pct(s["accuracy"]),
                "—" if s["spikes_per_sample"] is None else f"{s['spikes_per_sample']:.1f}",
-               short(s["energy_per_inference_J"], "J"), short(s["latency_per_inference_s"], "s"), s.get("hardware") or "—"]
+               short(s["energy_per_inference_J"], "J"), short(s.get("dynamic_energy_per_inference_J"), "J"),
+               short(s["latency_per_inference_s"], "s"), s.get("hardware") or "—"]
         if compare:
             row += [pct(s["spike_match"]), _lag_text(s["lag"])]
         t.add_row(*row)
     c.print(t)
-    c.print("spikes: per inference; E/inf, t/inf: modelled energy and latency per inference on the profile; "
+    c.print("spikes: per inference; E/inf: modelled energy per inference on the profile (dynamic + static), "
+            "E dyn/inf: its dynamic part; t/inf: modelled latency per inference; "
             + ("match: spike-train match with the reference after the lag" if compare else ""))
     for s in report["summary"]:
         if s.get("reason"):
@@ -84,14 +86,32 @@ def _print_summary(report: dict, c) -> None:
                         + (f"step {fd['step']} in layer {fd['layer']}" if fd else "none"))
 
 
+def _print_attribution(a: dict, c) -> None:
+    """``profile --attribute``: the accuracy cost of each non-ideality as a table."""
+    from rich.table import Table
+
+    from .attribution import COLUMNS, caption, table
+
+    t = Table(title="where the accuracy goes")
+    for i, col in enumerate(COLUMNS):
+        t.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in table(a):
+        t.add_row(*row)
+    c.print(t)
+    c.print(caption(a))
+
+
 def _json_summary(report: dict, outdir) -> str:
-    return json.dumps({
+    out = {
         "kind": report["kind"],
         "model": report["inputs"]["model"],
         "report": None if outdir is None else str(Path(outdir) / "report.json"),
         "html": None if outdir is None else str(Path(outdir) / "report.html"),
         "targets": report["summary"],
-    }, indent=1)
+    }
+    if report.get("attribution"):
+        out["attribution"] = report["attribution"]
+    return json.dumps(out, indent=1)
 
 
 def _diagnostics(report: dict, state: dict) -> None:
@@ -130,6 +150,8 @@ def _finish(report: dict, results: dict, output, as_json: bool) -> None:
         return
     c = _cli.console()
     _print_summary(report, c)
+    if report.get("attribution"):
+        _print_attribution(report["attribution"], c)
     if output is not None:
         c.print(f"wrote {Path(output) / 'report.json'} and {Path(output) / 'report.html'}")
 
@@ -161,6 +183,59 @@ def parse_device_params(items) -> dict:
     return out
 
 
+def _device_param_error(exc: Exception, items) -> InputError | None:
+    """A target's error about a device parameter as one line naming the option and the
+    ``KEY=VALUE`` it is about (the first given key the message names); None if it names none."""
+    import re
+
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for text in items or ():
+        key = text.partition("=")[0].strip()
+        if key and re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", msg):
+            reason = re.sub(r"^[A-Za-z_]\w*: ", "", msg)  # drop the target's own prefix (e.g. its config class)
+            return InputError(f"--device-param {text.strip()}: {reason}")
+    return None
+
+
+def check_device_params(graph, targets, hardware: dict, params: dict, items) -> None:
+    """Refuse bad ``--device-param`` values before anything runs: each target that declares
+    ``device_params`` compiles ``graph`` with them (ideal, where it declares ``nonidealities``,
+    so the check costs no programming noise); its error on a parameter becomes one line
+    ``--device-param KEY=VALUE: …``. Errors that name no parameter are left to the real run."""
+    from ..targets.base import get_target
+    from .report import load_hardware
+
+    if not params:
+        return
+    takers = [t for t in targets if "device_params" in get_target(t).compile_options]
+    if not takers:
+        raise InputError(f"--device-param: none of the targets ({', '.join(targets)}) takes device parameters")
+    for t in takers:
+        tgt = get_target(t)
+        profile = load_hardware(tgt, hardware.get(t))
+        hw = profile if profile is not None and profile.kind in tgt.hardware_kinds else None
+        ideal = {"nonidealities": []} if "nonidealities" in tgt.compile_options else {}
+        try:
+            tgt.compile(graph, hardware=hw, device_params=dict(params), **ideal)
+        except Exception as exc:  # noqa: BLE001 - only parameter errors are ours to report here
+            err = _device_param_error(exc, items)
+            if err is not None:
+                raise err from None
+
+
+def _calibration_file(path: Path, spec: str) -> np.ndarray:
+    """The array ``x`` of a ``--calibration`` .npz file (one-line errors naming the file)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in getattr(f, "files", ()):
+                raise InputError(f"--calibration {spec}: the file has no array 'x'")
+            return np.asarray(f["x"])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--calibration {spec}: not a readable .npz file ({exc})") from None
+
+
 def calibration_split(input_path, x, y, spec: Optional[str], on_eval: bool):
     """(x, y, Calibration): ``--calibration FILE|N`` (a .npz with x, or N held-out samples),
     else the input file's training split (``x_train``) where it has one."""
@@ -176,13 +251,30 @@ def calibration_split(input_path, x, y, spec: Optional[str], on_eval: bool):
         path = Path(spec)
         if not path.is_file():
             raise InputError(f"--calibration {spec}: not a file of inputs (.npz with x) nor a number of samples")
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise InputError(f"--calibration {spec}: the file has no array 'x'")
-            from .calibration import Calibration
+        xc = _calibration_file(path, spec)
+        if isinstance(x, np.ndarray) and (xc.ndim != x.ndim or xc.shape[2:] != x.shape[2:] or not len(xc)):
+            want = ", ".join(["batch", "time", *map(str, np.shape(x)[2:])])
+            raise InputError(f"--calibration {spec}: x has shape {tuple(xc.shape)}, expected ({want}) as the input's x")
+        from .calibration import Calibration
 
-            return split(x, y, Calibration(f["x"], f"file {spec}", True), on_eval=on_eval)
+        return split(x, y, Calibration(xc, f"file {spec}", True), on_eval=on_eval)
     return split(x, y, None, train=train, on_eval=on_eval)
+
+def _attribution(graph, x, y, target, hardware, seeds: int, device, readout, cal, params, quiet: bool) -> dict:
+    """``profile --attribute``: :func:`.attribution.attribute` over ``seeds`` device seeds,
+    with a progress bar unless ``quiet`` (one tick per non-ideality set)."""
+    from contextlib import nullcontext
+
+    from .. import cli as _cli
+    from .attribution import attribute
+
+    if seeds < 1:
+        raise InputError(f"--seeds {seeds}: --attribute needs at least one device seed")
+    bar = nullcontext(None) if quiet else _cli.progress_bar(f"{target}: attribution (sets × {seeds} seeds)")
+    with bar as cb:
+        return attribute(graph, x, y, target=target, hardware=hardware, seeds=range(seeds), device=device, readout=readout,
+                         calibration=cal, options={"device_params": params} if params else None, progress=cb)
+
 
 def register(app: typer.Typer) -> None:
     from .. import cli as _cli
@@ -219,6 +311,7 @@ def register(app: typer.Typer) -> None:
             load_profile(hardware)  # fail early on a bad profile, before running anything
         quiet = _cli.STATE["quiet"] or as_json
         params = parse_device_params(device_param)
+        check_device_params(graph, [target], {target: hardware}, params, device_param)
         x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
         kw = dict(target=target, hardware=hardware, readout=readout_, device=device, sample=sample, pad_lag=lag_padding,
                   device_params=params, calibration=cal)
@@ -229,11 +322,7 @@ def register(app: typer.Typer) -> None:
                 with _cli.progress_bar(f"{target}: steps") as cb:
                     report, results = profile_run(model, input, graph, x, y, progress=cb, **kw)
             if attribute:
-                from .attribution import attribute as _attribute
-
-                report["attribution"] = _attribute(graph, x, y, target=target, hardware=hardware, seeds=range(seeds), device=device,
-                                                   readout=readout_, calibration=cal,
-                                                   options={"device_params": params} if params else None)
+                report["attribution"] = _attribution(graph, x, y, target, hardware, seeds, device, readout_, cal, params, quiet)
         except InputError as exc:
             if "shape" in str(exc) and str(input) not in str(exc):
                 raise InputError(f"{input}: {exc}") from None
@@ -283,6 +372,7 @@ def register(app: typer.Typer) -> None:
         quiet = _cli.STATE["quiet"] or as_json
         factory = None if quiet else (lambda t: _cli.progress_bar(f"{t}: steps"))
         params = parse_device_params(device_param)
+        check_device_params(graph, names, hw, params, device_param)
         x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
         report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
                                        device=device, sample=sample, progress_factory=factory, pad_lag=lag_padding,

@@ -65,6 +65,7 @@ def render_html(report: dict, results: dict) -> str:
         f"model {inp['model']} · input {inp['input']} · {inp['samples']} samples × {inp['steps']} steps · dt {inp['dt']:g} s · "
         f"reset {inp['reset']} · readout {inp['readout']} · created {report['created']} · neurodeploy {report['neurodeploy_version']} · "
         f"schema {report['schema']} {report['schema_version']}") + "</p>")
+    parts.append(_calibration(report.get("calibration")))
 
     # summary
     rows = []
@@ -77,17 +78,21 @@ def render_html(report: dict, results: dict) -> str:
         row = [
             _e(s["target"]), status, _pct(s["accuracy"]),
             "—" if s["spikes_per_sample"] is None else f"{s['spikes_per_sample']:.1f}",
-            fmt_si(s["energy_per_inference_J"], "J"), fmt_si(s["latency_per_inference_s"], "s"),
+            fmt_si(s["energy_per_inference_J"], "J"), fmt_si(s.get("dynamic_energy_per_inference_J"), "J"),
+            fmt_si(s["latency_per_inference_s"], "s"),
             _e(s.get("hardware") or "—"),
         ]
         if compare:
             row += [_pct(s["spike_match"]), _e(json.dumps(lag) if lag is not None else "—")]
         rows.append(row)
     parts.append("<h2>Summary</h2>")
-    head = ["target", "status", "accuracy", "spikes / sample", "energy / inference", "latency / inference", "hardware profile"]
+    head = ["target", "status", "accuracy", "spikes / sample", "energy / inference (total)", "dynamic energy / inference",
+            "latency / inference", "hardware profile"]
     if compare:
         head += ["spike-train match vs reference", "lag (steps)"]
     parts.append(_table(head, rows, num_from=2, cls="summary"))
+    parts.append('<p class="small">Total energy = dynamic (the counted events priced on the profile) + static '
+                 "(leakage over the modelled run time); the dynamic part is shown apart so targets compare on both.</p>")
     if report["kind"] == "compare":
         parts.append('<p class="small">Spike-train match compares target step t+lag with reference step t; the lag is '
                      "the target's declared delivery delay (Lava's Dense delivers one step late) and is shown, not hidden.</p>")
@@ -96,6 +101,8 @@ def render_html(report: dict, results: dict) -> str:
             parts.append("<h2>Accuracy by target</h2>" + _img(plots.accuracy_bars(acc), "accuracy by target"))
 
     parts.append(_diagnostics(report))
+    if report.get("attribution"):
+        parts.append(_attribution(report["attribution"]))
 
     # per-layer spikes
     parts.append("<h2>Spikes per layer</h2>")
@@ -198,6 +205,28 @@ def _diagnostics(report: dict) -> str:
         return '<h2>Diagnostics</h2><p class="small">none: no diagnostic of the model or of any run (docs/frontends.md)</p>'
     return ("<h2>Diagnostics</h2><p>What the model or a run shows that usually means a silently wrong result "
             "(docs/frontends.md):</p>" + _table(["where", "code", "node", "message"], rows, num_from=99, cls="diagnostics"))
+
+
+def _calibration(cal: dict | None) -> str:
+    """Where the data-dependent settings (ADC ranges) came from; flagged when the evaluated
+    samples calibrated them (``--calibrate-on-eval``)."""
+    if not cal:
+        return ""
+    text = f"calibration data: {cal['source']} ({cal['samples']} samples)"
+    if cal["disjoint"]:
+        return f'<p class="small calibration">{_e(text)}, disjoint from the evaluated samples</p>'
+    return (f'<p class="error calibration"><b>not disjoint</b>: {_e(text)}; the hardware model saw the samples it is '
+            "scored on, so the accuracy is optimistic</p>")
+
+
+def _attribution(a: dict) -> str:
+    """The "Where the accuracy goes" section of ``profile --attribute``: bars and table."""
+    from .attribution import COLUMNS, caption, table
+
+    rows = [[_e(c) for c in r] for r in table(a)]
+    return ("<h2>Where the accuracy goes</h2><p>" + _e(caption(a)) + "</p>"
+            + _img(plots.attribution_bars(a), "accuracy cost of each non-ideality")
+            + _table(COLUMNS, rows, num_from=1, cls="attribution"))
 
 
 def _mem(m) -> str:

@@ -106,3 +106,25 @@ def accuracy_bars(acc: dict[str, float]) -> str | None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy (%)")
     return _png(fig)
+
+
+def attribution_bars(attribution: dict) -> str | None:
+    """Grouped bars with error bars: per non-ideality, its accuracy cost alone (ideal − only
+    it) and in context (all but it − all), in percentage points, mean ± std over seeds."""
+    per = attribution.get("per") or {}
+    if not per:
+        return None
+    plt = _plt()
+    names = list(per)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(names) + 2.5), 3))
+    for j, (key, label, color) in enumerate((("cost_alone", "alone", "#4477aa"), ("cost_in_context", "in context", "#ee6677"))):
+        mean = np.array([100 * per[n][key]["mean"] for n in names])
+        std = np.array([100 * per[n][key]["std"] for n in names])
+        ax.bar(x + (j - 0.5) * 0.4, mean, 0.4, yerr=std, capsize=3, label=label, color=color)
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy cost (pp)")
+    ax.set_title(f"accuracy cost of each non-ideality ({len(attribution.get('seeds') or [])} device seeds, ± std)", fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)

@@ -14,7 +14,7 @@ import sys
 from ..hardware.profiles import KINDS
 
 SCHEMA_ID = "neurodeploy.report"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 _num = {"type": "number"}
 _num_or_null = {"type": ["number", "null"]}
@@ -197,6 +197,10 @@ SCHEMA: dict = {
         "summary_row": {
             "type": "object",
             "required": ["target", "status", "accuracy", "spikes_per_sample", "energy_per_inference_J", "latency_per_inference_s", "spike_match", "lag"],
+            "properties": {  # total (dynamic + static) and dynamic energy apart, both per inference
+                "energy_per_inference_J": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0}]},
+                "dynamic_energy_per_inference_J": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0}]},
+            },
         },
     },
 }
