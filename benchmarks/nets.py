@@ -50,7 +50,7 @@ def dense_net(width: int = 256, layers: int = 3, n_in: int | None = None, seed: 
     nodes = {"in": nir.Input(input_type=np.array([n_in]))}
     edges, prev, n = [], "in", n_in
     for i in range(layers):
-        nodes[f"fc{i}"] = nir.Linear(weight=(rng.normal(0.2, 1.0, (width, n)) * 2.0 / np.sqrt(n)).astype(np.float32))
+        nodes[f"fc{i}"] = nir.Linear(weight=(rng.normal(0.2, 1.0, (width, n)) * 6.0 / np.sqrt(n)).astype(np.float32))
         nodes[f"n{i}"] = _lif(width, rng, thr=1.0, kind=kind)
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"n{i}")]
         prev, n = f"n{i}", width
