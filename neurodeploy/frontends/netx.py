@@ -22,8 +22,10 @@ the Linear; other delay patterns raise UnsupportedError. A file without an input
 weights, as lava-dl does. ``conv`` layers (weights in torch's ``(out, in, kH, kW)`` layout,
 stride/padding/dilation as ``(H, W)``, as lava-dl's ``create_conv`` reads them) become NIR
 Conv2d; a ``flatten`` layer becomes a NIR Flatten (lava-dl flattens ``(C, H, W)`` in C
-order). lava-dl itself cannot read ``pool`` layers; input layers with neurons and conv
-biases are refused.
+order); a conv bias is per channel (lava-dl broadcasts it over H, W). lava-dl itself cannot
+read ``pool`` layers, nor run an ``input`` layer with a neuron (its ``Input`` block has no
+model the simulator compiles, and does not connect its input to the neuron): such layers
+are refused, as are SDNN (sigma-delta) neurons.
 """
 
 from __future__ import annotations
@@ -46,13 +48,16 @@ def _cuba(path, lay, shape, dt):
     """The NIR neuron of a CUBA layer, the weight scale ``1/(v_unit·g)`` and an input bias
     for the synapse (IF only: it has no v_leak) — see the module docstring."""
     nrn = lay.get("neuron")
-    if nrn is None or nrn.get("type") not in ("CUBA", "LOIHI"):
-        raise UnsupportedError(f"{path}: layer {lay['index']}: only CUBA neurons are imported")
+    kind = None if nrn is None else nrn.get("type")
+    if kind == "SDNN":
+        raise UnsupportedError(f"{path}: layer {lay['index']}: sigma-delta (SDNN) neurons send graded changes of an "
+                               "activation, not spikes; NIR has no sigma-delta neuron (only CUBA layers are imported)")
+    if kind not in ("CUBA", "LOIHI"):
+        raise UnsupportedError(f"{path}: layer {lay['index']}: {kind or 'no'} neuron: only CUBA neurons are imported")
     i_dec, v_dec, vth = nrn.get("iDecay", 0), nrn.get("vDecay", 0), nrn.get("vThMant", VTH_MAX)
     spiking = bool(lay.get("spiking", vth < VTH_MAX))
     v_unit = float(vth) if spiking else 1.0
-    bias = np.asarray(lay.get("bias", np.zeros(1)), np.float64).reshape(-1)
-    bias = (bias * np.ones(int(np.prod(shape)))).reshape(shape)
+    bias = _layer_bias(path, lay, shape)
     a_syn, a_mem = i_dec / 4096.0, v_dec / 4096.0
     ones = np.ones(shape, np.float32)
     spike = dict(v_threshold=ones, v_reset=0 * ones)
@@ -71,6 +76,18 @@ def _cuba(path, lay, shape, dt):
     return neuron, 1.0 / (v_unit * a_mem * a_syn), None, spiking, vth
 
 
+def _layer_bias(path, lay, shape):
+    """The bias mantissas as an array of the layer's shape: one value, one per neuron, or
+    (conv) one per channel, as lava-dl's blocks broadcast them."""
+    bias = np.asarray(lay.get("bias", np.zeros(1)), np.float64).reshape(-1)
+    n = int(np.prod(shape))
+    if bias.size in (1, n):
+        return np.broadcast_to(bias, (n,)).reshape(shape).copy()
+    if lay["type"] == "conv" and bias.size == shape[0]:
+        return np.broadcast_to(bias.reshape(-1, *([1] * (len(shape) - 1))), shape).copy()
+    raise InputError(f"{path}: layer {lay['index']}: a bias of {bias.size} values does not fit the layer's shape {shape}")
+
+
 def _conv_fields(path, index):
     with h5py.File(path, "r") as f:
         g = f["layer"][str(index)]
@@ -82,10 +99,15 @@ def _conv_fields(path, index):
 
 def _synapse(path, lay, w, scale, fc_bias, prev_shape):
     if lay["type"] == "conv":
-        if "bias" in lay and np.any(lay["bias"]):
-            raise UnsupportedError(f"{path}: layer {lay['index']}: conv layers with a bias are not imported")
         w = w.reshape(w.shape[:4])
-        return nir.Conv2d(input_shape=tuple(prev_shape[1:]), weight=_f32(w * scale), bias=np.zeros(w.shape[0], np.float32),
+        bias = np.zeros(w.shape[0], np.float32)
+        if fc_bias is not None and np.any(fc_bias):  # an IF's bias (per channel: constant over H, W)
+            per_channel = fc_bias.reshape(w.shape[0], -1)
+            if np.any(per_channel != per_channel[:, :1]):
+                raise UnsupportedError(f"{path}: layer {lay['index']}: a per-neuron bias on a conv IF layer has no "
+                                       "NIR form (Conv2d biases are per channel)")
+            bias = _f32(per_channel[:, 0])
+        return nir.Conv2d(input_shape=tuple(prev_shape[1:]), weight=_f32(w * scale), bias=bias,
                           **_conv_fields(path, lay["index"]))
     w = w.reshape(w.shape[0], -1)
     if w.shape[1] != int(np.prod(prev_shape)):
@@ -153,7 +175,10 @@ def from_netx(path, dt=None, reset=None):
         t = lay["type"]
         if t == "input":
             if "neuron" in lay:
-                raise UnsupportedError(f"{path}: layer {lay['index']}: input layers with neurons are not supported")
+                raise UnsupportedError(
+                    f"{path}: layer {lay['index']}: an input layer with a neuron has no behaviour to reproduce: "
+                    "lava-dl 0.6.0's Input block does not connect its input to the neuron, and Lava's simulator "
+                    "cannot compile it (no subcompiler for PyInputModel); remove the layer's neuron")
             prev, prev_shape = "input", tuple(int(v) for v in np.asarray(lay["shape"]).reshape(-1))
             nodes["input"] = nir.Input(input_type=np.array(prev_shape))
             continue
