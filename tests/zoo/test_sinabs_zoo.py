@@ -49,15 +49,15 @@ def sinabs_layers(m, x, names=(*SPIKING, "7")):
     rec = {}
     mods = dict(m.named_children())
     hooks = [mods[n].register_forward_hook(lambda mod, i, o, n=n: rec.__setitem__(n, o.detach())) for n in names]
+    reset = lambda: [mod.reset_states() for mod in m if hasattr(mod, "reset_states")]  # noqa: E731 (to_nir runs m)
     try:
+        reset()
         with torch.no_grad():
             m(x.reshape(B * T, *x.shape[2:]))
     finally:
         for h in hooks:
             h.remove()
-        for mod in m:
-            if hasattr(mod, "reset_states"):
-                mod.reset_states()
+        reset()
     return {n: r.reshape(B, T, *r.shape[1:]) for n, r in rec.items()}
 
 
