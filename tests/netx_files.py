@@ -78,16 +78,16 @@ def dense_file(path, seed=0, sizes=(6, 5, 4), delay=None, input_neuron=False, ne
     return path
 
 
-def run_lava_dl(path, x):
-    """Run ``x`` (C, H, W, steps) or (n, steps) of 0/1 (or graded integers) through lava-dl's own Network in Lava (bounded by a
-    timeout, runtime stopped in ``finally``). Returns each layer's spikes as (steps, *shape)
-    in (C, H, W) order."""
+def run_lava_dl(path, x, **network):
+    """Run ``x`` (C, H, W, steps) or (n, steps) of 0/1 through lava-dl's own Network in Lava
+    (bounded by a timeout, runtime stopped in ``finally``); ``network``: keywords of lava-dl's
+    Network. Returns each layer's spikes as (steps, *shape) in (C, H, W) order."""
     from neurodeploy.targets.loihi.lava import default_timeout, run_isolated
 
-    return run_isolated(_run, (str(path), x), default_timeout(x.shape[-1], 8), f"running netx network {path}")
+    return run_isolated(_run, (str(path), x, network), default_timeout(x.shape[-1], 8), f"running netx network {path}")
 
 
-def _run(path, x):
+def _run(path, x, network=None):
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -95,7 +95,7 @@ def _run(path, x):
     from lava.proc.io.source import RingBuffer as Source
 
     steps = x.shape[-1]
-    net = Network(net_config=path)
+    net = Network(net_config=path, **(network or {}))  # e.g. input_message_bits=8: graded input spikes
     src = Source(data=x.transpose(*range(x.ndim - 2, -1, -1), x.ndim - 1).astype(np.int32))  # lava-dl: (W, H, C)
     src.s_out.connect(net.inp)
     sinks = []

@@ -110,3 +110,4 @@ def test_lava_dl_itself_cannot_run_an_input_layer_with_a_neuron(tmp_path):
     x = spikes(1, 1, 4, (6,), p=0.5)[0].T
     with pytest.raises(NeurodeployError, match="PyInputModel"):
         run_isolated(_run, (str(path), x), 60.0, "lava-dl on an input layer with a neuron")
+
