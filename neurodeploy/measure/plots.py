@@ -125,6 +125,8 @@ def attribution_bars(attribution: dict) -> str | None:
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("accuracy cost (pp)")
-    ax.set_title(f"accuracy cost of each non-ideality ({len(attribution.get('seeds') or [])} device seeds, ± std)", fontsize=9)
+    where = f"{attribution.get('target')} on {attribution.get('hardware') or 'its default profile'}"
+    ax.set_title(f"accuracy cost of each non-ideality, {where} ({len(attribution.get('seeds') or [])} device seeds, ± std)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     return _png(fig)
