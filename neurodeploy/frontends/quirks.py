@@ -205,8 +205,8 @@ def repair_graph(graph: nir.NIRGraph, dt=None, reset=None, framework=None):
         return repair_norse(graph, dt, reset)
     if framework == "snntorch" and "snntorch-dt" not in done:
         return repair_snntorch(graph, dt, reset)
-    if "snntorch-dt" in done and dt is not None and meta.get("exporter_dt") not in (None, dt):
-        return rescale_snntorch(graph, float(meta["exporter_dt"]), dt), dt
+    if any(r in done for r in PER_STEP) and dt is not None and meta.get("exporter_dt") not in (None, dt):
+        return rescale_per_step(graph, float(np.asarray(meta["exporter_dt"]).reshape(-1)[0]), dt), dt
     if framework == "sinabs" and "sinabs-if-r" not in done:
         return repair_sinabs(graph, dt, reset)
     if framework == "rockpool" and "rockpool-decay" not in done:
@@ -289,9 +289,13 @@ def _refuse_inexact_snntorch(graph, reset):
                                    "the module resets by subtraction (RLeaky's default), or load the module")
 
 
-def rescale_snntorch(graph, old_dt: float, dt: float):
-    """snntorch-dt again for a graph already loaded from snnTorch at ``old_dt``: its neurons
-    are per step, so τ follows the dt (``exporter_dt`` becomes the new dt)."""
+PER_STEP = ("snntorch-dt", "rockpool-decay", "sinabs-if-r")  # repairs after which the neurons are per step
+
+
+def rescale_per_step(graph, old_dt: float, dt: float):
+    """A graph already repaired for a per-step framework (snnTorch, Rockpool, Sinabs) at
+    ``old_dt``, loaded at another dt: τ follows the dt, an IF's r its inverse, so each step
+    stays the framework's step (``exporter_dt`` becomes the new dt)."""
     g = _edit.clone(graph)
     for name, node, parent, local in _neurons(g):
         params = {p: _f(getattr(node, p)) * (dt / old_dt) for p in ("tau", "tau_mem", "tau_syn") if hasattr(node, p)}
@@ -344,7 +348,8 @@ def repair_sinabs(graph, dt=None, reset=None):
         assumed.append("Sinabs' exporter writes r = 1 whatever norm_input: read as LIF with norm_input=True and "
                        "ExpLeak with norm_input=False (their defaults)")
     extra = {} if reset is not None else {"reset": "subtract"}  # MembraneSubtract, Sinabs' default
-    return record(g, repairs=list(dict.fromkeys(repairs)), exporter="sinabs", assumptions=assumed, **extra), dt
+    return record(g, repairs=list(dict.fromkeys(repairs)), exporter="sinabs", exporter_dt=float(dt),
+                  assumptions=assumed, **extra), dt
 
 
 def repair_rockpool(graph, dt=None, reset=None):
@@ -369,5 +374,5 @@ def repair_rockpool(graph, dt=None, reset=None):
     assumed = [MULTI_SPIKE.format(fw="Rockpool", how="max_spikes_per_dt = 2**16; build with max_spikes_per_dt=1"),
                "Rockpool's to_nir writes bias as v_leak = 0 and drops w_rec: equal only for bias 0 and no recurrence"]
     extra = {} if reset is not None else {"reset": "subtract"}
-    return record(g, repairs=["rockpool-decay"], exporter="rockpool", exporter_dt=dt_rp, assumptions=assumed,
+    return record(g, repairs=["rockpool-decay"], exporter="rockpool", exporter_dt=dt, assumptions=assumed,
                   **extra), dt

@@ -113,3 +113,14 @@ def test_rockpool_recurrent_weights_are_dropped_upstream():
     g = to_nir(net, torch.zeros(1, 4))
     names = list(g.nodes)
     assert not any((b, a) in g.edges for a, b in g.edges), names
+
+
+def test_saved_rockpool_graph_follows_a_new_dt(tmp_path):
+    """Saved after the repair, the graph is per step: loaded at another dt, τ follows it."""
+    net, layers = rockpool_net(1e-3)
+    x = spikes((3, 40, 6), seed=3)
+    theirs = rockpool_layers(layers, x)
+    G.save(G.load(to_nir(net, torch.zeros(1, 6))), tmp_path / "rp.nir")
+    again = G.load(tmp_path / "rp.nir", dt=4e-3)
+    assert again.dt == 4e-3 and again.metadata["exporter_dt"] == 4e-3
+    assert_equal(run_ours(again, x), theirs)

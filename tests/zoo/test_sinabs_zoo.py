@@ -117,3 +117,12 @@ def test_sinabs_avgpool_export_fails_upstream():
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), sl.IAFSqueeze(batch_size=1), torch.nn.AvgPool2d(2))
     with pytest.raises(NotImplementedError, match="AvgPool2d"):
         sinabs.to_nir(m, torch.zeros(1, 1, 6, 6))
+
+
+def test_saved_sinabs_graph_follows_a_new_dt(case, tmp_path):
+    m, x, theirs = case
+    G.save(G.load(sinabs.to_nir(m, x[:, 0]), dt=1e-3, framework="sinabs"), tmp_path / "sb.nir")
+    again = G.load(tmp_path / "sb.nir", dt=0.5)
+    assert again.dt == 0.5 and again.reset == "subtract"
+    ours = run_ours(again, x)
+    assert all(torch.equal(ours.records[n], theirs[n]) for n in SPIKING)
