@@ -175,10 +175,13 @@ def run(
     device: str = typer.Option("cpu", help="torch device for simulated targets (cpu, cuda)."),
     readout: str = typer.Option("auto", help="Accuracy readout: spikes | membrane | auto."),
     framework: Optional[str] = typer.Option(None, help="Repair this exporter's quirks: norse | snntorch | sinabs | rockpool (else detected)."),
+    device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter of the target (repeatable; e.g. read_time=86400 on rram)."),
+    compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true on the Loihi targets)."),
 ):
     """Run a model on a target and write its outputs (and recorded spikes) to an .npz."""
     from .measure.metrics import READOUTS
-    from .measure.report import check_labels, device_options, load_hardware
+    from .measure.cli import parse_compile_options, parse_device_params
+    from .measure.report import check_labels, load_hardware, target_options
     from .targets.base import get_target, record_set
 
     if readout not in READOUTS:  # every option is checked before any work or output
@@ -198,7 +201,7 @@ def run(
     rec = record_set(_parse_record(record), graph)
     check_labels(y, graph, input)
     hw = load_hardware(tgt, hardware) if hardware else None
-    options = device_options(tgt, device)
+    options = target_options(tgt, device, parse_device_params(device_param), parse_compile_options(compile_option))
     program = tgt.compile(graph, hardware=hw if hw is not None and hw.kind in tgt.hardware_kinds else None, **options)
     try:
         with progress_bar(f"{target}: steps") as cb:

@@ -243,3 +243,29 @@ def test_profile_reports_and_prints_diagnostics_and_strict_refuses(tmp_path, xfi
     strict_out = tmp_path / "strict"
     assert_error(cli("--strict", "profile", path, "--input", xfile, "-o", strict_out), "[--strict]")
     assert not strict_out.exists()
+
+
+def test_compile_options_reach_run_profile_and_compare(tmp_path, capsys):
+    from neurodeploy.cli import main
+    from neurodeploy.graph import save
+
+    from .test_loihi_quantize import loop_net
+
+    save(loop_net(6), tmp_path / "loop.nir")
+    x = tmp_path / "x.npz"
+    np.savez(x, x=(np.random.default_rng(3).random((2, 10, 8)) < 0.4).astype(np.float32))
+    m, out = str(tmp_path / "loop.nir"), tmp_path / "o.npz"
+    base = ["-q", "run", m, "--dt", "1e-3", "--target", "loihi2-emu", "-i", str(x), "-o", str(out)]
+    assert main(base) == 2 and "error: loop a → b → a" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--compile-option", "allow_loop_delay=true"]) == 0 and out.exists()
+    assert main([*base[:-1], str(tmp_path / "o2.npz"), "--compile-option", "nosuch=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and "--compile-option nosuch: target 'loihi2-emu' has no such compile option" in err[0]
+    rep = tmp_path / "rep"
+    assert main(["-q", "profile", m, "--dt", "1e-3", "--target", "loihi2-emu", "-i", str(x), "-o", str(rep),
+                 "--compile-option", "allow_loop_delay=true"]) == 0
+    e = json.loads((rep / "report.json").read_text())["targets"][0]
+    assert e["description"]["compile_options"]["allow_loop_delay"] is True and e["info"]["loop_delays"]
+    assert main(["-q", "compare", m, "--dt", "1e-3", "--targets", "reference", "-i", str(x),
+                 "--compile-option", "allow_loop_delay=true"]) == 2  # no target declares it
+    assert "none of the targets (reference) declares it" in capsys.readouterr().err

@@ -183,6 +183,18 @@ def parse_device_params(items) -> dict:
     return out
 
 
+def parse_compile_options(items) -> dict:
+    """``--compile-option KEY=VALUE`` (repeatable) → {KEY: typed value} (true/false, numbers,
+    else text); the target's declared compile options say which keys exist."""
+    out = {}
+    for text in items or ():
+        key, sep, val = text.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise InputError(f"--compile-option {text!r}: expected KEY=VALUE (e.g. allow_loop_delay=true)")
+        out[key.strip()] = _typed(val)
+    return out
+
+
 def _device_param_error(exc: Exception, items) -> InputError | None:
     """A target's error about a device parameter as one line naming the option and the
     ``KEY=VALUE`` it is about (the first given key the message names); None if it names none."""
@@ -295,6 +307,7 @@ def register(app: typer.Typer) -> None:
         calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
         calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
         device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
+        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=split on the Loihi targets)."),
         attribute: bool = typer.Option(False, "--attribute", help="Also measure the accuracy cost of each non-ideality (alone and all but it) over --seeds device seeds."),
         seeds: int = typer.Option(3, "--seeds", help="Device seeds for --attribute."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -314,7 +327,7 @@ def register(app: typer.Typer) -> None:
         check_device_params(graph, [target], {target: hardware}, params, device_param)
         x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
         kw = dict(target=target, hardware=hardware, readout=readout_, device=device, sample=sample, pad_lag=lag_padding,
-                  device_params=params, calibration=cal)
+                  device_params=params, calibration=cal, compile_options=parse_compile_options(compile_option))
         try:
             if quiet:
                 report, results = profile_run(model, input, graph, x, y, **kw)
@@ -345,6 +358,7 @@ def register(app: typer.Typer) -> None:
         calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
         calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
         device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
+        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=split on the Loihi targets)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""
@@ -376,5 +390,6 @@ def register(app: typer.Typer) -> None:
         x, y, cal = calibration_split(input, x, y, calibration, calibrate_on_eval)
         report, results = compare_runs(model, input, graph, x, y, targets=names, hardware=hw, readout=readout_,
                                        device=device, sample=sample, progress_factory=factory, pad_lag=lag_padding,
-                                       device_params=params, calibration=cal)
+                                       device_params=params, calibration=cal,
+                                       compile_options=parse_compile_options(compile_option))
         _finish(report, results, output, as_json)

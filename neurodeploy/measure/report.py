@@ -97,10 +97,16 @@ def device_options(tgt, device) -> dict:
     return {}
 
 
-def target_options(tgt, device, device_params=None) -> dict:
-    """Compile options from the CLI: the device, and ``device_params`` where the target
-    declares that option (an error where it does not)."""
+def target_options(tgt, device, device_params=None, compile_options=None) -> dict:
+    """Compile options from the CLI: the device, ``device_params`` where the target
+    declares that option (an error where it does not), and ``compile_options`` (each one
+    the target declares; ``--compile-option KEY=VALUE``)."""
     opts = device_options(tgt, device)
+    for key, value in (compile_options or {}).items():
+        if key not in tgt.compile_options or key in ("device", "device_params"):
+            raise InputError(f"--compile-option {key}: target '{tgt.name}' has no such compile option "
+                             f"(it declares: {', '.join(k for k in tgt.compile_options if k not in ('device', 'device_params'))})")
+        opts[key] = value
     if device_params:
         if "device_params" not in tgt.compile_options:
             raise InputError(f"--device-param: target '{tgt.name}' takes no device parameters")
@@ -109,7 +115,7 @@ def target_options(tgt, device, device_params=None) -> dict:
 
 
 def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progress=None, record="all",
-               pad_lag: bool = True, device_params=None, calibration=None):
+               pad_lag: bool = True, device_params=None, calibration=None, compile_options=None):
     """Compile ``graph`` for target ``name`` and run ``x``; returns (program, result). The
     profile goes to compile() only when the target compiles for its kind. With ``pad_lag``
     a target whose outputs lag is run on ``x`` plus that many silent steps and its outputs
@@ -119,7 +125,7 @@ def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progr
     tgt = get_target(name)
     profile = load_hardware(tgt, hardware)
     compile_hw = profile if profile is not None and profile.kind in tgt.hardware_kinds else None
-    program = tgt.compile(graph, hardware=compile_hw, **target_options(tgt, device, device_params))
+    program = tgt.compile(graph, hardware=compile_hw, **target_options(tgt, device, device_params, compile_options))
     description = program.describe()
     cal_opts = run_options(description, calibration, name)  # calibration data never evaluated unless asked
     lags = output_lags(description, graph) if pad_lag else None
@@ -251,7 +257,8 @@ def _check_sample(sample: int, x):
 
 
 def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, hardware=None, readout="spikes",
-                device="cpu", sample=0, progress=None, pad_lag: bool = True, device_params=None, calibration=None):
+                device="cpu", sample=0, progress=None, pad_lag: bool = True, device_params=None, calibration=None,
+                compile_options=None):
     """Run one target and build its report (``pad_lag``: see :func:`run_target`). Returns
     (report, {target: result})."""
     from ..targets.base import get_target
@@ -261,16 +268,22 @@ def profile_run(model, input_path, graph, x, labels=None, *, target=REFERENCE, h
     profile = load_hardware(get_target(target), hardware)  # a bad profile fails before running
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
     program, result = run_target(target, graph, x, hardware=profile, device=device, progress=progress, pad_lag=pad_lag,
-                                 device_params=device_params, calibration=calibration)
+                                 device_params=device_params, calibration=calibration, compile_options=compile_options)
     entry = target_entry(target, program, result, graph, profile, labels=labels, readout=readout, inputs=inputs)
     return build_report("profile", model, input_path, graph, x, [entry], labels=labels, readout=readout,
                         sample=sample, calibration=calibration), {target: result}
 
 
+def _declared(tgt, options) -> dict:
+    """The subset of ``options`` that ``tgt`` declares."""
+    return {k: v for k, v in (options or {}).items() if k in tgt.compile_options}
+
+
 def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[str] = (REFERENCE,), hardware=None,
                  readout="spikes", device="cpu", sample=0, progress_factory: Callable | None = None, pad_lag: bool = True,
-                 device_params=None, calibration=None):
-    """Run every target, measure each against the reference. ``hardware``: {target: profile
+                 device_params=None, calibration=None, compile_options=None):
+    """Run every target, measure each against the reference. ``compile_options`` go to
+    every target that declares them (one no target declares is an error). ``hardware``: {target: profile
     name/path/profile} (missing targets get the target's ``default_hardware``). A target that
     cannot be loaded is ``skipped`` with the reason; one that fails to compile, run or be
     priced is ``error`` with the reason. Returns (report, {target: result})."""
@@ -293,6 +306,9 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
                 raise
             entries[t] = {"target": t, "status": "skipped", "reason": str(exc)}
     profiles = {t: load_hardware(tgt, hardware.get(t)) for t, tgt in loaded.items()}  # bad profiles fail before running
+    unused = set(compile_options or {}) - {k for tgt in loaded.values() for k in tgt.compile_options}
+    if unused:
+        raise InputError(f"--compile-option {sorted(unused)[0]}: none of the targets ({', '.join(loaded)}) declares it")
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 else None
     results = {}
     for t in loaded:
@@ -301,7 +317,8 @@ def compare_runs(model, input_path, graph, x, labels=None, *, targets: Sequence[
             with ctx as cb:
                 program, result = run_target(t, graph, x, hardware=profiles[t], device=device, progress=cb, pad_lag=pad_lag,
                                              device_params=device_params if "device_params" in loaded[t].compile_options else None,
-                                             calibration=calibration)
+                                             calibration=calibration,
+                                             compile_options=_declared(loaded[t], compile_options))
             entries[t] = target_entry(t, program, result, graph, profiles[t], labels=labels, readout=readout, inputs=inputs)
         except Exception as exc:  # one target failing must not hide the others
             if t == REFERENCE:
