@@ -76,6 +76,7 @@ def _summary_row(e: dict) -> dict:
         "target": e["target"], "status": e["status"], "reason": e.get("reason", ""), "accuracy": m.get("accuracy"),
         "spikes_per_sample": (m.get("spikes") or {}).get("per_sample"),
         "energy_per_inference_J": (e.get("energy") or {}).get("per_inference_J"),
+        "dynamic_energy_per_inference_J": (e.get("energy") or {}).get("dynamic_per_inference_J"),
         "latency_per_inference_s": (e.get("latency") or {}).get("per_inference_s"),
         "hardware": (e.get("hardware") or {}).get("name"), "spike_match": ag.get("spike_match"),
         "lag": ag["lag"] if ag else (e.get("description") or {}).get("lag"),
