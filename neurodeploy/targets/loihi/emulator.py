@@ -44,8 +44,8 @@ How it is computed (and why it is still exact)
   are not computed (their event counts are 0); checks that can happen are computed and
   counted exactly. Populations without the int32 guarantee run the fully checked path
   (every int32 wrap of Lava's dtypes reproduced and counted).
-* **CPU.** The batch is cut into chunks of :data:`CPU_CHUNK` samples (a chunk's per-step
-  state stays in cache) run by worker threads, each chunk on one thread: torch's intra-op
+* **CPU.** The batch is cut into chunks of at most :data:`CPU_CHUNK` samples (a chunk's
+  per-step state stays in cache), at least one per worker thread, run by worker threads, each chunk on one thread: torch's intra-op
   pool is set to one thread during a run (and restored), because OpenMP's barriers stall
   for milliseconds whenever another process holds one of the cores. Chunk buffers are
   reused between chunks and runs (:func:`release_workspaces` frees them). Everything runs
@@ -401,7 +401,7 @@ RUN_OPTIONS = {
     "device": "torch device: cpu | cuda[:i] (default: the compile-time device, else cpu)",
     "check_inputs": "check that the inputs are 0/1 spikes (default True)",
     "threads": "CPU worker threads, one chunk each (default: torch's intra-op thread count)",
-    "chunk": "samples per chunk (default 1024 on CPU, the whole batch on CUDA)",
+    "chunk": "samples per chunk (default on CPU: the batch shared by the threads, at most 1024; CUDA: the whole batch)",
 }
 
 
@@ -435,8 +435,9 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
     dict of them per input). Bit-identical to Lava's fixed-point models; see the module
     docstring for how. Counts: :mod:`.counts` (``counter``: a cached :class:`LoihiCounts`).
 
-    On CPU the batch is split into chunks of ``chunk`` samples (default 1024, so a chunk's
-    state stays in cache) run by ``threads`` worker threads (default: torch's intra-op thread
+    On CPU the batch is split into chunks of ``chunk`` samples (default: the batch shared
+    evenly by the threads, at most 1024 samples a chunk, so a chunk's state stays in cache)
+    run by ``threads`` worker threads (default: torch's intra-op thread
     count), each chunk single-threaded: torch's intra-op pool is set to one thread for the
     duration of the run (and restored), which avoids OpenMP's barrier stalls when the cores
     are shared with other processes."""
@@ -446,9 +447,12 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
     rec = record_list(program, record, program.target)
     counter = counter if counter is not None else LoihiCounts(program)
     cpu = not dev.startswith("cuda")
-    chunk = max(1, int(chunk if chunk is not None else CPU_CHUNK if cpu else max(batch, 1)))
+    want_threads = max(1, int(threads) if threads is not None else torch.get_num_threads())
+    if chunk is None:  # every worker thread gets a chunk (a batch ≤ 1024 is not one thread's)
+        chunk = min(CPU_CHUNK, -(-max(batch, 1) // want_threads)) if cpu else max(batch, 1)
+    chunk = max(1, int(chunk))
     bounds = [(b, min(b + chunk, batch)) for b in range(0, batch, chunk)] or [(0, 0)]
-    n_threads = max(1, min(int(threads) if threads is not None else torch.get_num_threads(), len(bounds)))
+    n_threads = max(1, min(want_threads, len(bounds)))
     names = {p.name for p in program.populations}
     shape_of = {p.name: p.shape for p in program.populations}
     # results are allocated here (ordinary tensors); the chunks fill their slices
