@@ -1,7 +1,8 @@
 """Frontends: turn framework models into NIR graphs that run as the framework runs them.
 
 norse.py and snntorch.py trace a module with their own extractor (the frameworks' exporters
-are wrong or crash, see quirks.py); torch.py holds the tracer and the plain torch layers;
+are wrong or crash, see quirks.py); foreign.py exports Sinabs and Rockpool modules with their
+own exporter and repairs the result, refusing what the export cannot carry; torch.py holds the tracer and the plain torch layers;
 netx.py imports lava-dl files; quirks.py repairs graphs exported by other tools, one named
 repair per known quirk. docs/frontends.md says what each route supports.
 """
@@ -12,12 +13,14 @@ from ..errors import InputError
 
 
 def detect_framework(module) -> str:
-    """Guess which framework built ``module``: "norse", "snntorch" or "torch"."""
-    names = {type(m).__module__.split(".")[0] for m in module.modules()}
-    if "norse" in names:
-        return "norse"
-    if "snntorch" in names:
-        return "snntorch"
+    """Guess which framework built ``module``: "norse", "snntorch", "sinabs", "rockpool" or "torch"."""
+    import torch
+
+    # torch's own modules(): Rockpool's modules override it with a dict of names
+    names = {type(m).__module__.split(".")[0] for m in torch.nn.Module.modules(module)}
+    for framework in ("norse", "snntorch", "sinabs", "rockpool"):
+        if framework in names:
+            return framework
     return "torch"
 
 
@@ -47,4 +50,8 @@ def from_module(module, sample, *, dt=None, reset=None, framework=None):
         from .torch import from_torch
 
         return from_torch(module, sample, dt=dt, reset=reset)
-    raise InputError(f"unknown framework {framework!r}: use norse, snntorch or torch")
+    if framework in ("sinabs", "rockpool"):
+        from . import foreign
+
+        return getattr(foreign, f"from_{framework}")(module, sample, dt=dt, reset=reset)
+    raise InputError(f"unknown framework {framework!r}: use norse, snntorch, sinabs, rockpool or torch")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import neurodeploy.graph as G
+from neurodeploy.errors import UnsupportedError
 
 from .common import run_ours, spikes
 
@@ -124,3 +125,24 @@ def test_saved_rockpool_graph_follows_a_new_dt(tmp_path):
     again = G.load(tmp_path / "rp.nir", dt=4e-3)
     assert again.dt == 4e-3 and again.metadata["exporter_dt"] == 4e-3
     assert_equal(run_ours(again, x), theirs)
+
+
+def test_rockpool_module_loads_through_its_exporter():
+    net, layers = rockpool_net(1e-3)
+    x = spikes((3, 40, 6), seed=4)
+    theirs = rockpool_layers(layers, x)
+    graph = G.load(net, torch.zeros(1, 6), dt=2e-3)
+    assert graph.metadata["repairs"] == ["rockpool-decay"] and graph.metadata["assumptions"] == []
+    assert_equal(run_ours(graph, x), theirs)
+
+
+@pytest.mark.parametrize("layer,match", [
+    (lambda: LIFTorch(3), "max_spikes_per_dt"),
+    (lambda: LIFTorch(3, max_spikes_per_dt=1, bias=0.1), "bias"),
+    (lambda: LIFTorch(3, max_spikes_per_dt=1, has_rec=True), "w_rec"),
+    (lambda: LIFNeuronTorch(3, max_spikes_per_dt=1, noise_std=0.1), "noise"),
+])
+def test_rockpool_module_settings_nir_cannot_carry_are_refused(layer, match):
+    torch.manual_seed(0)
+    with pytest.raises(UnsupportedError, match=match):
+        G.load(Sequential(LinearTorch((4, 3)), layer()), torch.zeros(1, 4))

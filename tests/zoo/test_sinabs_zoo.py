@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import neurodeploy.graph as G
-from neurodeploy.errors import InputError
+from neurodeploy.errors import InputError, UnsupportedError
 from neurodeploy.graph.diagnose import diagnose
 
 from .common import run_ours, spikes
@@ -126,3 +126,26 @@ def test_saved_sinabs_graph_follows_a_new_dt(case, tmp_path):
     assert again.dt == 0.5 and again.reset == "subtract"
     ours = run_ours(again, x)
     assert all(torch.equal(ours.records[n], theirs[n]) for n in SPIKING)
+
+
+def test_sinabs_module_loads_through_its_exporter(case):
+    """``load(module, sample)``: sinabs.to_nir, repaired, with nothing left to assume."""
+    m, x, theirs = case
+    graph = G.load(m, x[:, 0], dt=5e-4)
+    assert graph.metadata["repairs"] == ["sinabs-if-r", "sinabs-decay"] and graph.metadata["assumptions"] == []
+    ours = run_ours(graph, x)
+    assert all(torch.equal(ours.records[n], theirs[n]) for n in SPIKING)
+    assert torch.equal(sinabs_layers(m, x)["1"], theirs["1"])  # loading left no state in the module
+
+
+@pytest.mark.parametrize("layer,match", [
+    (lambda: sl.IAFSqueeze(batch_size=B), "MultiSpike"),
+    (lambda: sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike, min_v_mem=-1.0), "min_v_mem"),
+    (lambda: sl.LIFSqueeze(tau_mem=5.0, tau_syn=3.0, batch_size=B, spike_fn=SingleSpike), "tau_syn"),
+    (lambda: sl.LIFSqueeze(tau_mem=5.0, norm_input=False, batch_size=B, spike_fn=SingleSpike), "norm_input"),
+    (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Linear(4, 4, bias=False), spike_fn=SingleSpike), "IAFRecurrent"),
+])
+def test_sinabs_module_settings_nir_cannot_carry_are_refused(layer, match):
+    m = torch.nn.Sequential(torch.nn.Linear(6, 4), layer())
+    with pytest.raises(UnsupportedError, match=match):
+        G.load(m, torch.zeros(B, 6), dt=1e-3)
