@@ -45,7 +45,7 @@ class LSMResult:
 def evaluate(reservoir: Reservoir, x_train, y_train, x_test, y_test, *, variants=("software", "rram"),
              readout: str = "ridge", bins: int = 1, rram_config: DeviceConfig | None = None, mode: str = "formed",
              seed: int = 0, baseline: bool = True, readout_seed: int | None = None, kernel: str | None = None,
-             calibration_samples: int = 128, batch_size: int = 512):
+             calibration_samples: int = 128, batch_size: int = 512, device: str = "cpu"):
     """Train a readout per variant on the reservoir's training-set spikes and test it.
 
     Variants: ``software`` (reference target, ideal weights), ``rram`` (RRAM target,
@@ -54,7 +54,8 @@ def evaluate(reservoir: Reservoir, x_train, y_train, x_test, y_test, *, variants
     ``baseline`` adds the same readout on the raw binned input. Each variant is compiled
     once (``kernel``: see :meth:`Reservoir.compile`); a calibrated ADC range is calibrated
     on the first ``calibration_samples`` training samples and then kept for the training
-    and the test set, as a deployed macro would be. Returns (LSMResult, {variant: Readout});
+    and the test set, as a deployed macro would be. ``device``: where the programs run.
+    Returns (LSMResult, {variant: Readout});
     ``LSMResult.programs`` holds the compiled programs."""
     res = LSMResult()
     n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
@@ -62,7 +63,7 @@ def evaluate(reservoir: Reservoir, x_train, y_train, x_test, y_test, *, variants
     readouts = {}
     for v in variants:
         kw = dict(target="reference") if v == "software" else dict(target="rram", mode=mode, config=rram_config, seed=seed)
-        prog = reservoir.compile(**kw, kernel=kernel)
+        prog = reservoir.compile(**kw, kernel=kernel, device=device)
         if getattr(prog, "needs_calibration", False):
             prog.calibrate(torch.as_tensor(x_train[:calibration_samples], dtype=torch.float32))
         res.programs[v] = prog
@@ -201,7 +202,7 @@ def pick_bins(x_train, y_train, candidates=(2, 4, 8, 16), readout: str = "ridge"
 
 def baseline_comparison(data, lsm_kwargs: dict, reservoir_seeds=(0, 1, 2), device_seeds=(0, 1, 2),
                         readout: str = "ridge", bins: int = 1, raw_bins=(2, 4, 8, 16), rram_config=None,
-                        device_config=None, progress=None) -> dict:
+                        device_config=None, progress=None, device: str = "cpu") -> dict:
     """The reservoir against readouts on its raw input: ``raw_total`` (event counts per
     input channel over the whole sample), ``raw_binned`` (counts in time windows, their
     number picked on held-out training data, :func:`pick_bins`), ``software`` (one per
@@ -220,7 +221,7 @@ def baseline_comparison(data, lsm_kwargs: dict, reservoir_seeds=(0, 1, 2), devic
         for ds in (None, *device_seeds):
             v = "software" if ds is None else "rram"
             r, _ = evaluate(res, xtr, ytr, xte, yte, variants=(v,), readout=readout, bins=bins, rram_config=rram_config,
-                            seed=ds or 0, baseline=False, readout_seed=0, kernel="dense")
+                            seed=ds or 0, baseline=False, readout_seed=0, kernel="dense", device=device)
             out[v].append(r.accuracy[v])
             done += 1
             if progress is not None:

@@ -175,6 +175,16 @@ def load_data(quick: bool = False, seed: int = 0) -> ZeroShotData:
     return ZeroShotData(img, aud)
 
 
+def seen_training(data: ZeroShotData, seen) -> ZeroShotData:
+    """The data with only the seen classes' training samples (the heads never see the
+    others, so their reservoir runs are skipped); test sets unchanged."""
+    def keep(d):
+        m = np.isin(np.asarray(d[1]), seen)
+        return d[0][torch.as_tensor(m)], np.asarray(d[1])[m], d[2], d[3]
+
+    return ZeroShotData(keep(data.image), keep(data.audio))
+
+
 def reservoirs(seed: int = 0, device_config=None):
     """The image and audio reservoirs with the paper's parameters (:data:`.lsm.PAPER_LSM`)."""
     from .lsm import PAPER_LSM
@@ -185,13 +195,13 @@ def reservoirs(seed: int = 0, device_config=None):
 
 
 def reservoir_features(res, data, variant: str, device_seed: int = 0, bins: int = 1, rram_config=None,
-                       calibration_samples: int = 128):
+                       calibration_samples: int = 128, device: str = "cpu"):
     """(train features, test features, program) of one reservoir: ``variant`` "software"
     (reference) or "rram" (formed conductances; ADCs calibrated on training samples)."""
     xtr, _, xte, _ = data
     kw = dict(target="reference") if variant == "software" else dict(target="rram", mode="formed", config=rram_config,
                                                                       seed=device_seed)
-    prog = res.compile(**kw, kernel="dense")
+    prog = res.compile(**kw, kernel="dense", device=device)
     if getattr(prog, "needs_calibration", False):
         prog.calibrate(torch.as_tensor(xtr[:calibration_samples], dtype=torch.float32), data="training samples")
     ftr, _, _ = res.features(xtr, bins, program=prog)
@@ -228,7 +238,7 @@ class ZeroShotResult:
 
 def run_zeroshot(data: ZeroShotData, split=PAPER_SPLIT, variants=("software", "rram"), device_seeds=(0, 1, 2),
                  reservoir_seed: int = 0, rram_config=None, dim: int = 32, epochs: int = 300, bins: dict | None = None,
-                 progress=None) -> ZeroShotResult:
+                 progress=None, device: str = "cpu") -> ZeroShotResult:
     """Zero-shot retrieval for each variant; software runs once (it has no device seed),
     RRAM once per device seed. The heads' training seed is fixed (0), so the RRAM spread
     is the device's. ``bins``: spike-count windows per modality (default
@@ -239,10 +249,12 @@ def run_zeroshot(data: ZeroShotData, split=PAPER_SPLIT, variants=("software", "r
     check_split(seen, unseen)
     bins = {"image": PAPER_BINS["event-digits"], "audio": PAPER_BINS["audio-digits"], **(bins or {})}
     res = reservoirs(reservoir_seed)
+    data = seen_training(data, seen)
     out = ZeroShotResult(split=(tuple(seen), tuple(unseen)))
     jobs = [(v, s) for v in variants for s in ((0,) if v == "software" else tuple(device_seeds))]
     for i, (v, s) in enumerate(jobs):
-        f = {m: reservoir_features(res[m], getattr(data, m), v, s, bins[m], rram_config) for m in ("image", "audio")}
+        f = {m: reservoir_features(res[m], getattr(data, m), v, s, bins[m], rram_config, device=device)
+             for m in ("image", "audio")}
         (ia_tr, ia_te, pa), (au_tr, au_te, pb) = f["image"], f["audio"]
         ha, hb = train_heads(ia_tr, data.image[1], au_tr, data.audio[1], seen, dim=dim, epochs=epochs)
         out.runs.setdefault(v, []).append(evaluate_heads(ha, hb, ia_te, data.image[3], au_te, data.audio[3], seen, unseen))
@@ -269,7 +281,7 @@ def check_onnx(head: ProjectionHead, path, features) -> float:
 # ------------------------------------------------------------------------------------ CLI body
 def experiment(out_dir, *, quick: bool = False, split=PAPER_SPLIT, device_seeds=(0, 1, 2), hardware: str = "rram_40nm",
                reservoir_seed: int = 0, dim: int = 32, epochs: int = 300, energy_samples: int = 32,
-               progress=None) -> dict:
+               progress=None, device: str = "cpu") -> dict:
     """What ``neurodeploy lsm zeroshot`` writes into ``out_dir`` (an existing empty
     directory): ``zeroshot.json`` (accuracies per run, summary, RRAM gap, energy, ONNX
     check), ``report.html``, and the four heads as ONNX (``{image,audio}_head_{variant}.onnx``)."""
@@ -285,7 +297,7 @@ def experiment(out_dir, *, quick: bool = False, split=PAPER_SPLIT, device_seeds=
     dcfg = DeviceConfig.from_profile(prof)
     data = load_data(quick=quick, seed=reservoir_seed)
     res = run_zeroshot(data, split, device_seeds=device_seeds, reservoir_seed=reservoir_seed, rram_config=dcfg,
-                       dim=dim, epochs=epochs, progress=progress)
+                       dim=dim, epochs=epochs, progress=progress, device=device)
     summary = res.summary()
     out = Path(out_dir)
     onnx = {}
