@@ -359,7 +359,7 @@ def repair_rockpool(graph, dt=None, reset=None):
     if not steps:
         raise UnsupportedError("framework='rockpool': a neuron does not have the form Rockpool's to_nir writes "
                                "(LI/LIF/CubaLIF with v_leak = 0, w_in = 1, r = τ·exp(−dt/τ)/dt)")
-    dt_rp = float(np.median(np.concatenate([np.ravel(d) for _, _, d in steps.values()])))
+    dt_rp = float(f"{np.median(np.concatenate([np.ravel(d) for _, _, d in steps.values()])):.6g}")  # r is float32
     dt = float(dt or dt_rp)
     g = _edit.clone(graph)
     for name, node, parent, local in _neurons(g):
