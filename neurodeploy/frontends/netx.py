@@ -152,6 +152,17 @@ def _first_input(path, lay, nodes):
     return "input", shape
 
 
+def _input_layer(path, lay, nodes):
+    if "neuron" in lay:
+        raise UnsupportedError(
+            f"{path}: layer {lay['index']}: an input layer with a neuron has no behaviour to reproduce: "
+            "lava-dl 0.6.0's Input block does not connect its input to the neuron, and Lava's simulator "
+            "cannot compile it (no subcompiler for PyInputModel); remove the layer's neuron")
+    shape = tuple(int(v) for v in np.asarray(lay["shape"]).reshape(-1))
+    nodes["input"] = nir.Input(input_type=np.array(shape))
+    return "input", shape
+
+
 def _read(path, dt):
     from ..targets.loihi.netx import read_netx
 
@@ -174,13 +185,7 @@ def from_netx(path, dt=None, reset=None):
     for lay in layers:
         t = lay["type"]
         if t == "input":
-            if "neuron" in lay:
-                raise UnsupportedError(
-                    f"{path}: layer {lay['index']}: an input layer with a neuron has no behaviour to reproduce: "
-                    "lava-dl 0.6.0's Input block does not connect its input to the neuron, and Lava's simulator "
-                    "cannot compile it (no subcompiler for PyInputModel); remove the layer's neuron")
-            prev, prev_shape = "input", tuple(int(v) for v in np.asarray(lay["shape"]).reshape(-1))
-            nodes["input"] = nir.Input(input_type=np.array(prev_shape))
+            prev, prev_shape = _input_layer(path, lay, nodes)
             continue
         if t == "flatten":
             flatten = True
