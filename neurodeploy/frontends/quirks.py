@@ -68,8 +68,10 @@ QUIRKS = {q.name: q for q in (
     Quirk("rockpool-decay", "rockpool 3.1.0", "to_nir writes τ and r = τ·exp(−dt/τ)/dt for neurons that decay exactly "
           "per step (I = β(I + x), v = αv + I) and reset by subtraction", "dt solved from r and τ; τ = dt/(1−α), "
           "r = 1/(1−α), w_in = β/(1−β) (LI: r = β/(1−β)); reset by subtraction"),
-    Quirk("output-type", "rockpool 3.1.0", "the Output node is typed with another shape than it receives (plain nir.read "
-          "refuses the file)", "read without nir's type check; the Output type is taken from its input (graph/normalize.py)"),
+    Quirk("output-type", "rockpool", "the Output node is typed with another shape than it receives (plain nir.read "
+          "refuses the file; Rockpool 3.1.0's to_nir types Input and Output with the sample's batch dimension, which "
+          "nir.read refuses too)", "read without nir's type check; a leading batch dimension is dropped, any other "
+          "Output type is taken from its input (graph/normalize.py)"),
 )}
 
 
