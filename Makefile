@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PY310)" || { echo "error: python3.10 not found (Lava needs Python 3.10)"; exit 2; }
 	@test -x $(PY) || $(PY310) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[all]"
+	@# sinabs 2.0.3 (the newest that accepts nir 1.0.8) declares samna, whose PyPI stub reinstalls itself from
+	@# SynSense's index at import: install sinabs without it (docs/frontends.md)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt sinabs pbr
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -157,6 +157,8 @@ def inspect(
         f"(nonzero {summary['synapses_nonzero']})   recurrent edges: {len(summary['recurrent_edges'])}"
     )
     c.print(f"repairs applied at load: {', '.join(summary['repairs']) or 'none'}", markup=False)
+    for a in summary["assumptions"]:
+        c.print(f"assumed (the file cannot say): {a}", markup=False)
     for d in summary["diagnostics"]:
         c.print(f"diagnostic {d['code']}" + (f" (node '{d['node']}')" if d["node"] else "") + f": {d['message']}", markup=False)
 

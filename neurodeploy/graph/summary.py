@@ -61,5 +61,6 @@ def summarize(graph, steps: int | None = None) -> dict:
         "synapses": synapses,
         "synapses_nonzero": nonzero,
         "repairs": _listed(dict(graph.metadata), "repairs"),
+        "assumptions": _listed(dict(graph.metadata), "assumptions"),
         "diagnostics": [d.to_dict() for d in diagnose(graph, steps=steps)],
     }

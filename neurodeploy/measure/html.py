@@ -186,6 +186,9 @@ def render_html(report: dict, results: dict) -> str:
     g = report["graph"]
     parts.append("<h2>Graph</h2>")
     parts.append(f"<p>{g['neurons']} neurons, {g['synapses']} synapses ({g.get('synapses_nonzero', '?')} nonzero)</p>")
+    for label, key in (("repairs applied at load", "repairs"), ("assumed (the file cannot say)", "assumptions")):
+        if g.get(key):
+            parts.append(f"<p>{_e(label)}:</p><ul>" + "".join(f"<li>{_e(a)}</li>" for a in g[key]) + "</ul>")
     parts.append(_table(["node", "type", "input", "output", "parameters"],
                         [[_e(n["name"]), _e(n["type"]), _e(tuple(n["input_shape"])), _e(tuple(n["output_shape"])), f'<span class="small">{_e(n.get("params_text", ""))}</span>'] for n in g["nodes"]], num_from=99))
     for e in ok:

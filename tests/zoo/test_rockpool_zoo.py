@@ -104,6 +104,9 @@ def test_rockpool_multiple_events_per_step_are_an_assumption():
     assert any("max_spikes_per_dt=1" in a for a in graph.metadata["assumptions"])
     ours = run_ours(graph, x)
     assert ours.records["3_LIFNeuronTorch"].max() == 1
+    from neurodeploy.graph.summary import summarize
+
+    assert summarize(graph)["assumptions"] == graph.metadata["assumptions"]  # what inspect and reports show
 
 
 def test_rockpool_recurrent_weights_are_dropped_upstream():
