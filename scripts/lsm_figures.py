@@ -21,7 +21,7 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def baselines(device: str, seeds: int) -> dict:
+def baselines(device: str, seeds: int, rram_reservoirs: int | None = None, rows_only=None) -> dict:
     from neurodeploy.targets.rram import lsm
 
     out = {}
@@ -29,19 +29,26 @@ def baselines(device: str, seeds: int) -> dict:
     rows = (("audio-digits", "audio-digits", audio, {}), ("audio-digits-500", "audio-digits", audio, {"n_neurons": 500}),
             ("event-digits", "event-digits", image, {}))
     for key, name, data, extra in rows:
+        if rows_only and key not in rows_only:
+            continue
         t = time.time()
-        out[key] = lsm.baseline_comparison(data, {**lsm.PAPER_LSM[name], **extra}, reservoir_seeds=tuple(range(seeds)),
-                                           device_seeds=tuple(range(seeds)), bins=lsm.PAPER_BINS[name], device=device,
-                                           progress=lambda i, n: log(key, i, n, f"{time.time() - t:.0f}s"))
-        out[key]["lsm"] = {**lsm.PAPER_LSM[name], **extra}
+        kw = dict(bins=lsm.PAPER_BINS[name], device=device, progress=lambda i, n: log(key, i, n, f"{time.time() - t:.0f}s"))
+        cfg = {**lsm.PAPER_LSM[name], **extra}
+        if rram_reservoirs is None:  # RRAM on every reservoir seed
+            out[key] = lsm.baseline_comparison(data, cfg, tuple(range(seeds)), tuple(range(seeds)), **kw)
+        else:  # software on every reservoir seed, RRAM on the first rram_reservoirs of them
+            out[key] = lsm.baseline_comparison(data, cfg, tuple(range(seeds)), (), **kw)
+            r = lsm.baseline_comparison(data, cfg, tuple(range(rram_reservoirs)), tuple(range(seeds)), **kw)
+            out[key].update({k: r[k] for k in ("rram", "rram_mean", "rram_std")}, rram_reservoir_seeds=rram_reservoirs)
+        out[key]["lsm"] = cfg
     return out
 
 
-def zeroshot(device: str, seeds: int) -> dict:
+def zeroshot(device: str, seeds: int, splits=SPLITS) -> dict:
     from neurodeploy.targets.rram import zeroshot as zs
 
     out = {}
-    for split in SPLITS:
+    for split in splits:
         t = time.time()
         with tempfile.TemporaryDirectory() as d:
             doc = zs.experiment(d, split=zs.parse_split(split), device_seeds=tuple(range(seeds)), device=device,
@@ -56,10 +63,15 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--output", default=".")
+    ap.add_argument("--rram-reservoirs", type=int, default=None,
+                    help="baselines: run RRAM on only this many reservoir seeds (CPU time)")
+    ap.add_argument("--rows", nargs="*", default=None, help="baselines: only these rows")
+    ap.add_argument("--splits", nargs="*", default=list(SPLITS), help="zeroshot: these splits")
     a = ap.parse_args(argv)
     parts = ("baselines", "zeroshot") if a.part == "all" else (a.part,)
     for p in parts:
-        res = (baselines if p == "baselines" else zeroshot)(a.device, a.seeds)
+        res = baselines(a.device, a.seeds, a.rram_reservoirs, a.rows) if p == "baselines" else \
+            zeroshot(a.device, a.seeds, a.splits)
         path = Path(a.output) / f"lsm_{p}.json"
         path.write_text(json.dumps(res, indent=2))
         log("wrote", path)

@@ -227,5 +227,5 @@ def baseline_comparison(data, lsm_kwargs: dict, reservoir_seeds=(0, 1, 2), devic
             if progress is not None:
                 progress(done, total)
     for k in ("raw_total", "raw_binned", "software", "rram"):
-        out[f"{k}_mean"], out[f"{k}_std"] = float(np.mean(out[k])), float(np.std(out[k]))
+        out[f"{k}_mean"], out[f"{k}_std"] = (float(np.mean(out[k])), float(np.std(out[k]))) if out[k] else (None, None)
     return out
