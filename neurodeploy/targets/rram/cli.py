@@ -252,6 +252,7 @@ def lsm_zeroshot(
     hardware: str = typer.Option("rram_40nm", help="RRAM hardware profile (name or .toml)."),
     seed: int = typer.Option(0, help="Seed of the reservoirs and the image data split."),
     epochs: int = typer.Option(300, help="Training epochs of the projection heads."),
+    device: str = typer.Option("cpu", help="Torch device of the reservoir runs (cpu | cuda)."),
 ):
     """Zero-shot audio↔image retrieval with two reservoirs (event digits, audio digits) and
     contrastively trained projection heads, software and RRAM; JSON + HTML report + ONNX heads."""
@@ -263,7 +264,7 @@ def lsm_zeroshot(
     cli = _cli()
     with _OutDir(output) as d, cli.progress_bar("zeroshot runs") as cb:
         doc = experiment(d, quick=quick, split=sp, device_seeds=tuple(range(device_seeds)), hardware=hardware,
-                         reservoir_seed=seed, epochs=epochs, progress=cb)
+                         reservoir_seed=seed, epochs=epochs, progress=cb, device=device)
     c = cli.console()
     for v in ("software", "rram"):
         s = doc["summary"][v]
