@@ -135,7 +135,9 @@ def _common_counts(dense, sparse):
 @pytest.mark.parametrize("target,cfg", [
     ("reference", None),
     ("rram", DeviceConfig.from_profile().ideal()),
-    ("rram", DeviceConfig.from_profile()),  # formed: read noise + 8-bit ADC
+    # formed: read noise + ADC, read at t0 (the sparse path leaves the cells outside the stored
+    # synapses undrifted, so with drift the two paths differ by design: sparse.py's docstring)
+    ("rram", DeviceConfig.from_profile().replace(read_time=DeviceConfig.from_profile().drift_t0)),
     ("rram", DeviceConfig.from_profile().ideal().replace(read_noise=0.1, adc_bits=5, g_min=2e-6, g_max=42e-6)),
 ])
 def test_sparse_reservoir_equals_dense_spike_for_spike(target, cfg):
@@ -162,7 +164,7 @@ def test_graded_inputs_and_lean_dense_program_equal_graph_programs():
     g = torch.Generator().manual_seed(3)
     x = (torch.rand(6, 30, 256, generator=g) < 0.3).float() * torch.rand(6, 30, 256, generator=g) * 1.5
     x[:, ::3] = (x[:, ::3] > 0).float()  # some steps binary: no DAC there
-    full = DeviceConfig.from_profile()
+    full = DeviceConfig.from_profile().replace(read_time=DeviceConfig.from_profile().drift_t0)  # see above
     r = Reservoir(LSMConfig(n_neurons=150, fan_in=12))
     a, ca = r.run(x, target="rram", config=full)
     b, cb = r.dense().run(x, target="rram", config=full)
@@ -265,7 +267,8 @@ def test_sparse_reservoir_program_save_load(tmp_path, mode):
         assert set(ranges) == {"w_in", "w_rec"}
         p.save(tmp_path / name / mode)
         stored = np.load(tmp_path / name / mode / "conductances.npz").files
-        assert ("w_rec/dg_pos" in stored) == (mode == "programmed") and "w_rec/adc_range" in stored
+        # stored: conductances that are not the formed ones (programmed, or drifted at read time)
+        assert ("w_rec/dg_pos" in stored) == (mode == "programmed" or p.config.drifts) and "w_rec/adc_range" in stored
         q = load_program(tmp_path / name / mode)
         assert isinstance(q, SparseReservoirProgram) and not q.needs_calibration and q.kernel == p.kernel
         for k, v in q.adc_ranges().items():
@@ -425,3 +428,17 @@ def test_cli_lsm_sparse_train_eval_roundtrip(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lsm", "train", "--neurons", "40", "--input-fan-in", "5", "-o", str(tmp_path / "bad")]) == 2
     assert "input_fan_in needs fan_in" in capsys.readouterr().err
+
+
+def test_sparse_reservoir_compensates_drift_like_the_crossbar():
+    """A uniform drift (every cell the same ν) is a pure scale of all conductances: with
+    g_min = 0 the global compensation undoes it exactly, so the drifted, compensated reservoir
+    spikes as the undrifted one; uncompensated it does not (the check can fail)."""
+    base = DeviceConfig.from_profile().ideal().replace(g_min=0.0)
+    r = Reservoir(LSMConfig(n_neurons=150, fan_in=12))
+    x = inputs(6)
+    fresh, _ = r.run(x, target="rram", config=base)
+    drifted = base.replace(drift_nu_mean=0.05, drift_nu_std=0.0, read_time=3600 * 24 * 30 * base.drift_t0)
+    comp, _ = r.run(x, target="rram", config=drifted)
+    raw, _ = r.run(x, target="rram", config=drifted.replace(drift_compensation="none"))
+    assert torch.equal(fresh, comp) and not torch.equal(fresh, raw)

@@ -27,7 +27,9 @@ Non-idealities on the sparse path (target ``"rram"``):
   ``g_min`` outside the stored synapses included), ADC (signed mid-tread, one full scale per
   column tile of ``array_cols/2`` neurons: calibrated on data, the worst case
   ``max_j Σ_k |W_jk|`` or a fraction of it, as the dense crossbar), DAC for graded inputs,
-  drift of the stored cells; in ``mode="programmed"`` write-verify of the stored synapses
+  drift of the stored cells and its compensation (``drift_compensation``: one digital output
+  scale per layer or per neuron from a noise-free reference read, as the crossbar; the
+  cells outside the stored synapses count at ``g_min``); in ``mode="programmed"`` write-verify of the stored synapses
   (levels, programming noise, device-to-device bounds, stuck-at faults of those cells and
   their compensation by the partner cell).
 * not applied: IR drop (``wire_resistance > 0`` is refused: it depends on the cell's
@@ -235,6 +237,7 @@ class SparseLayer:
         if config is not None and config.adc_bits is not None:
             self.adc = xbar.ADC(config, w64.abs().sum(1).to(device)[None], self.geometry.pairs, dtype)
         self.generator = None
+        self.compensation = None  # (n_post,) drift compensation scale, set by the program
         self.reset_counts()
 
     def _place(self, v64):
@@ -347,11 +350,14 @@ class SparseLayer:
         if c is None:
             return self._mm(self.w, x)
         if not graded:
-            return self._convert(self._read(x))
-        u, f, m = xbar.stream(x, c, 0)  # (K, n_pre, B): K read cycles, batched as K·B vectors
-        k, b = u.shape[0], x.shape[1]
-        y = self._convert(self._read(u.permute(1, 0, 2).reshape(self.n_pre, k * b)))
-        return xbar.recombine(y.reshape(self.n_post, k, b).transpose(0, 1), f, m)
+            y = self._convert(self._read(x))
+        else:
+            u, f, m = xbar.stream(x, c, 0)  # (K, n_pre, B): K read cycles, batched as K·B vectors
+            k, b = u.shape[0], x.shape[1]
+            y = self._convert(self._read(u.permute(1, 0, 2).reshape(self.n_pre, k * b)))
+            y = xbar.recombine(y.reshape(self.n_post, k, b).transpose(0, 1), f, m)
+        # the drift compensation's digital output scale, after the ADC as on the crossbar
+        return y if self.compensation is None else y * self.compensation[:, None]
 
     def _read(self, x: torch.Tensor) -> torch.Tensor:
         """Analog column currents (n_post, B) of drives ``x`` (n_pre, B), read noise included."""
@@ -372,6 +378,21 @@ class SparseLayer:
         q, sat = self.adc(y.T[None])
         self._counts["adc_saturations"] += sat
         return q[0].T
+
+
+def sparse_drift_compensation(dg0: torch.Tensor, dgt: torch.Tensor, n_pre: int, config: DeviceConfig):
+    """:func:`.crossbar.drift_compensation` for stored synapses: ``dg0``/``dgt`` (2, n_post, K)
+    (or (2, n_post, n_pre) dense) offsets at programming and at read time; the reference read
+    also sees the ``2 · n_pre`` cells per output pair at ``g_min`` (undrifted outside the stored
+    synapses, as this path models them). None for ``"none"``."""
+    mode = config.drift_compensation
+    if mode == "none":
+        return None
+    floor = 2.0 * n_pre * config.g_min
+    r0, rt = dg0.sum((0, 2)) + floor, dgt.sum((0, 2)) + floor  # per output: both bit lines
+    if mode == "global":
+        r0, rt = r0.sum().expand_as(r0), rt.sum().expand_as(rt)
+    return torch.where(rt > 0, r0 / rt.clamp(min=torch.finfo(torch.float64).tiny), torch.ones_like(r0))
 
 
 # ------------------------------------------------------------------------------------ program
@@ -423,6 +444,7 @@ class SparseReservoirProgram:
                                    "compile a dense reservoir without kernel, or set wire_resistance=0")
         if cfg is not None and mode == "programmed" and cfg.slices > 1 and cfg.levels is not None:
             raise UnsupportedError("reservoir program: bit slicing (slices > 1) is not modelled on this path")
+        self._compensation: dict[str, torch.Tensor | None] = {}  # drift compensation per layer
         cond = self._conductances() if _stored is None else {
             k: (torch.as_tensor(v["dg_pos"], dtype=torch.float64), torch.as_tensor(v["dg_neg"], dtype=torch.float64),
                 float(v["scale"])) for k, v in _stored.items() if "dg_pos" in v}
@@ -443,6 +465,11 @@ class SparseReservoirProgram:
             layer = SparseLayer(index, w64, s, cfg, n_pre, dtype, self.device, kernel, g2=g2)
             if _stored is not None and "adc_range" in _stored.get(name, {}) and cfg.adc_calibrated:
                 layer.set_adc_range(torch.as_tensor(_stored[name]["adc_range"]))
+            comp = self._compensation.get(name)
+            if _stored is not None and "compensation" in _stored.get(name, {}):
+                comp = self._compensation[name] = torch.as_tensor(_stored[name]["compensation"], dtype=torch.float64)
+            if comp is not None:
+                layer.compensation = comp.to(device=self.device, dtype=dtype)
             self.layers[name] = layer
         n = rc.n_neurons
         tau = rc.dt / (1 - rc.decay)
@@ -473,7 +500,7 @@ class SparseReservoirProgram:
         gen = dev.make_generator(self.seed, self._source("w_in")[1].device)
         out = {}
         for name in ("w_in", "w_rec"):
-            _, gp, gn, _ = self._source(name)
+            _, gp, gn, n_pre = self._source(name)
             s = self.reservoir.scale[name]
             if self.mode == "programmed":
                 w = ((gp - gn) * s).to(torch.float32).to(torch.float64)
@@ -481,10 +508,13 @@ class SparseReservoirProgram:
                 tp, tn = dev.weights_to_targets(w, s, cfg)
                 dg, devices = dev.program_pair(tp, tn, cfg, gen)
                 if cfg.drifts:
-                    dg = dev.drift(dg, devices, cfg)
+                    dg0, dg = dg, dev.drift(dg, devices, cfg)
+                    self._compensation[name] = sparse_drift_compensation(dg0, dg, n_pre, cfg)
             else:
                 devices = dev.DeviceArray.sample((2, *gp.shape), cfg.replace(stuck_on=0.0, stuck_off=0.0, d2d=0.0), gen, gp.device)
-                dg = dev.drift(torch.stack([gp, gn]), devices, cfg)
+                dg0 = torch.stack([gp, gn])
+                dg = dev.drift(dg0, devices, cfg)
+                self._compensation[name] = sparse_drift_compensation(dg0, dg, n_pre, cfg)
             out[name] = (dg[0], dg[1], float(s))
         return out
 
@@ -686,6 +716,8 @@ class SparseReservoirProgram:
             arrays[f"{name}/dg_pos"] = gp.cpu().numpy()
             arrays[f"{name}/dg_neg"] = gn.cpu().numpy()
             arrays[f"{name}/scale"] = np.asarray(s, np.float64)
+            if self._compensation.get(name) is not None:
+                arrays[f"{name}/compensation"] = self._compensation[name].cpu().numpy()
         if self.config is not None and self.config.adc_calibrated:
             for name, r in self.adc_ranges().items():
                 arrays[f"{name}/adc_range"] = r
