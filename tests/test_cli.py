@@ -187,13 +187,18 @@ def _x(rng, bad=None):
     ],
 )
 @pytest.mark.parametrize("command", ["run", "profile"])
-def test_bad_values_and_options_refused_before_anything_is_written(tmp_path, model, arrays, extra, needles, command):
+def test_bad_values_and_options_refused_before_anything_is_written(tmp_path, model, arrays, extra, needles, command,
+                                                                   capsys):
+    from neurodeploy.cli import main  # in process: the same main() the console script runs
+
     if command == "profile" and extra[:1] == ["--record"]:
         pytest.skip("profile records every population; it has no --record")
     xf = tmp_path / "bad.npz"
     np.savez(xf, **arrays(np.random.default_rng(2)))
     out = tmp_path / ("o.npz" if command == "run" else "rep")
-    assert_error(cli(command, model, "--input", xf, "-o", out, *extra), *needles)
+    assert main([command, str(model), "--input", str(xf), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and all(n in err[0] for n in needles), err
     assert not out.exists() and not list(tmp_path.glob(".o*"))
 
 
