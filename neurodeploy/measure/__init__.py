@@ -4,12 +4,14 @@
 
 Measurement only sees RunResults (and the Graph's structure), never which target ran."""
 
-from .metrics import accuracy, compute_metrics, predict
-
 __all__ = ["accuracy", "predict", "compute_metrics", "profile_run", "compare_runs"]
 
 
-def __getattr__(name):  # lazy: reports pull in matplotlib
+def __getattr__(name):  # lazy: metrics pull in torch, reports matplotlib; the CLI imports this package
+    if name in ("accuracy", "predict", "compute_metrics"):
+        from . import metrics
+
+        return getattr(metrics, name)
     if name in ("profile_run", "compare_runs"):
         from . import report
 

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
-from ..targets.base import REFERENCE, REGISTRY
+from ..targets.registry import REFERENCE, REGISTRY
 
 
 def _parse_hardware_map(text: Optional[str]) -> dict:

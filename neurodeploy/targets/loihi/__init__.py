@@ -5,6 +5,12 @@ onto cores (mapping.py); the Target classes are in target.py, the protocol's cou
 counts.py and describe() in describe.py. See docs/loihi.md. Nothing here imports Lava at
 import time."""
 
-from .program import LoihiProgram, Population, Synapse
-
 __all__ = ["LoihiProgram", "Population", "Synapse"]
+
+
+def __getattr__(name):  # lazy: the CLI imports this package; numpy waits for real work
+    if name in __all__:
+        from . import program
+
+        return getattr(program, name)
+    raise AttributeError(name)

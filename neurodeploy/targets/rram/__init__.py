@@ -13,12 +13,14 @@ liquid state machine of Lin et al. (2025). See docs/rram.md.
 * :mod:`.cli`: ``neurodeploy lsm train|eval|sweep``.
 """
 
-from .device import DeviceConfig
-
 __all__ = ["DeviceConfig", "RRAMTarget", "RRAMProgram"]
 
 
-def __getattr__(name):
+def __getattr__(name):  # lazy: importing the package (the CLI does) must not import torch
+    if name == "DeviceConfig":
+        from .device import DeviceConfig
+
+        return DeviceConfig
     if name in ("RRAMTarget", "RRAMProgram"):
         from . import program
 
