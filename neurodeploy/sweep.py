@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .options import typed
 
 PREFIXES = ("device.", "quant.", "option.")
 NAMES = ("target", "hardware")
@@ -37,20 +38,6 @@ RESULTS, SPEC, SUMMARY = "results.jsonl", "spec.json", "sweep.json"
 
 
 # ------------------------------------------------------------------------------ the grid
-def _typed(v: str):
-    low = v.lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(v)
-        except ValueError:
-            pass
-    return v
-
-
 def parse_param(text: str) -> tuple[str, list]:
     """``name=v1,v2,...`` → (name, typed values); ``device.*`` typed by the DeviceConfig field."""
     name, sep, vals = text.partition("=")
@@ -68,7 +55,7 @@ def parse_param(text: str) -> tuple[str, list]:
             raise InputError(str(exc).replace(repr(f"{name[7:]}={vals}"), repr(text))) from None
     if name.startswith("quant.") and name[6:] not in QUANT_OPTIONS:
         raise InputError(f"--param {text!r}: unknown quantization option {name[6:]!r} (known: {', '.join(QUANT_OPTIONS)})")
-    values = [_typed(v.strip()) for v in vals.split(",")]
+    values = [typed(v.strip()) for v in vals.split(",")]
     if name == "target":
         from .targets.base import REGISTRY
 

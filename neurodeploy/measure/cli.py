@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
+from ..options import key_values
 from ..targets.registry import REFERENCE, REGISTRY
 
 
@@ -157,42 +158,16 @@ def _finish(report: dict, results: dict, output, as_json: bool) -> None:
 
 
 
-def _typed(v: str):
-    low = v.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v.strip()
-
-
 def parse_device_params(items) -> dict:
     """``--device-param KEY=VALUE`` (repeatable) → {KEY: typed value}; the target checks the
     names and values (the DeviceConfig fields of ``sweep --param device.<field>``)."""
-    out = {}
-    for text in items or ():
-        key, sep, val = text.partition("=")
-        if not sep or not key.strip() or not val.strip():
-            raise InputError(f"--device-param {text!r}: expected KEY=VALUE (e.g. read_time=3600)")
-        out[key.strip()] = _typed(val)
-    return out
+    return key_values(items, "--device-param", "read_time=3600")
 
 
 def parse_compile_options(items) -> dict:
-    """``--compile-option KEY=VALUE`` (repeatable) → {KEY: typed value} (true/false, numbers,
-    else text); the target's declared compile options say which keys exist."""
-    out = {}
-    for text in items or ():
-        key, sep, val = text.partition("=")
-        if not sep or not key.strip() or not val.strip():
-            raise InputError(f"--compile-option {text!r}: expected KEY=VALUE (e.g. allow_loop_delay=true)")
-        out[key.strip()] = _typed(val)
-    return out
+    """``--compile-option KEY=VALUE`` (repeatable) → {KEY: typed value}; the target's declared
+    compile options say which keys exist."""
+    return key_values(items, "--compile-option", "allow_loop_delay=true")
 
 
 def _device_param_error(exc: Exception, items) -> InputError | None:
