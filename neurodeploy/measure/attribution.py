@@ -17,7 +17,7 @@ from ..errors import InputError
 from .calibration import run_options
 from .metrics import accuracy
 from .report import device_options, load_hardware
-from .window import output_lags, pad_steps, windowed
+from .window import run_windowed
 
 
 def _stats(values) -> dict:
@@ -52,11 +52,7 @@ class _Runner:
     def accuracy(self, keep, seed) -> float:
         program = self.compile(keep, seed)
         d = program.describe()
-        lags = output_lags(d, self.graph)
-        pad = max(lags.values(), default=0) if lags else 0
-        result = program.run(pad_steps(self.x, pad), **run_options(d, self.cal, self.name))
-        if pad:
-            result = windowed(result, lags, int(np.shape(self.x)[1]), pad)
+        result = run_windowed(lambda xp: program.run(xp, **run_options(d, self.cal, self.name)), d, self.graph, self.x)
         return accuracy(result, self.labels, self.readout)
 
 

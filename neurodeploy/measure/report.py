@@ -26,7 +26,7 @@ from .html import render_html  # noqa: F401  (re-exported for callers of write_r
 from .metrics import compute_metrics
 from .schema import SCHEMA_ID, SCHEMA_VERSION, check
 from .calibration import run_options
-from .window import output_lags, pad_steps, windowed
+from .window import run_windowed
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -128,11 +128,8 @@ def run_target(name: str, graph, x, *, hardware=None, device: str = "cpu", progr
     program = tgt.compile(graph, hardware=compile_hw, **target_options(tgt, device, device_params, compile_options))
     description = program.describe()
     cal_opts = run_options(description, calibration, name)  # calibration data never evaluated unless asked
-    lags = output_lags(description, graph) if pad_lag else None
-    pad = max(lags.values(), default=0) if lags else 0
-    result = program.run(pad_steps(x, pad), record=record, progress=progress, **cal_opts)
-    if pad:
-        result = windowed(result, lags, int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1]), pad)
+    result = run_windowed(lambda xp: program.run(xp, record=record, progress=progress, **cal_opts),
+                          description, graph, x, pad_lag)
     return program, result
 
 

@@ -48,3 +48,19 @@ def windowed(result, lags: dict[str, int], steps: int, padded: int):
         "silent_steps": int(padded), "output_lag": dict(lags),
         "note": f"input padded with {padded} silent step(s); outputs read at their lag over the input's {steps} steps"}}
     return dataclasses.replace(result, outputs=outputs, info=info)
+
+
+def steps_of(x) -> int:
+    """The time steps of ``x`` (an array or a dict of them, (batch, time, ...))."""
+    return int(np.shape(next(iter(x.values())) if isinstance(x, dict) else x)[1])
+
+
+def run_windowed(run, description: dict, graph, x, pad_lag: bool = True):
+    """``run(x_padded) -> RunResult`` on ``x`` plus the outputs' lag (from ``description``)
+    in silent steps, read at that lag (:func:`windowed`); ``run(x)`` as is without a lag or
+    with ``pad_lag=False``. The one place profile, compare, attribution, the testing
+    helpers and fine-tuning run a program on the reference's window."""
+    lags = output_lags(description, graph) if pad_lag else None
+    pad = max(lags.values(), default=0) if lags else 0
+    result = run(pad_steps(x, pad))
+    return windowed(result, lags, steps_of(x), pad) if pad else result

@@ -180,13 +180,16 @@ def assert_spikes_match(model, x, target_a, target_b, *, hardware_a=None, hardwa
 def _lag_padded_run(s, graph, target, x, prof, seed, options):
     """(program, result) as ``neurodeploy profile`` measures it: the input padded with the
     outputs' lag in silent steps, the outputs read at their lag (measure/window.py)."""
-    from ..measure.window import output_lags, pad_steps, windowed
+    from ..measure.window import run_windowed
 
-    prog = s.program(graph, target, prof, seed, options, x)
-    lags = output_lags(prog.describe(), graph)
-    pad = max(lags.values(), default=0) if lags else 0
-    prog, res = s.run(graph, target, pad_steps(x, pad), prof, seed, options)
-    return prog, (windowed(res, lags, _steps(x), pad) if pad else res)
+    ran = {}
+
+    def run(xp):
+        ran["program"], res = s.run(graph, target, xp, prof, seed, options)
+        return res
+
+    res = run_windowed(run, s.program(graph, target, prof, seed, options, x).describe(), graph, x)
+    return ran["program"], res
 
 
 def _priced(model, x, target, hardware, seed, options):

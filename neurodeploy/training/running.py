@@ -30,9 +30,6 @@ def calibrate(program, x, data: str) -> bool:
 
 def run(program, graph, x):
     """``program.run(x, record="all")`` read at its outputs' lag, as run_target runs it."""
-    from ..measure.window import output_lags, pad_steps, windowed
+    from ..measure.window import run_windowed
 
-    lags = output_lags(program.describe(), graph)
-    pad = max(lags.values(), default=0) if lags else 0
-    result = program.run(pad_steps(x, pad), record="all")
-    return windowed(result, lags, int(np.shape(x)[1]), pad) if pad else result
+    return run_windowed(lambda xp: program.run(xp, record="all"), program.describe(), graph, x)
