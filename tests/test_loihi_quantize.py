@@ -380,3 +380,18 @@ def test_compile_cli_refuses_a_loop_unless_allow_loop_delay(tmp_path, capsys):
     assert rc == 0 and "loop a → b → a: 2 steps on Loihi, NIR's 1 (1 extra)" in out
     q = json.loads((tmp_path / "b" / "quantization.json").read_text())
     assert q["loops"][0]["extra_delay"] == 1 and q["options"]["allow_loop_delay"] is True
+
+
+def test_a_bias_that_leads_the_lagged_input_is_said_not_silent():
+    """Lava's bias acts from step 0 while a layer's input arrives at its lag: compile says
+    which layers and by how many steps; bias="synapse" starts the bias at the lag (no warning)."""
+    g = load(Path(__file__).resolve().parents[1] / "examples" / "models" / "digits_snn.nir")
+    with pytest.warns(UserWarning, match=r"Lava's bias acts from step 0, ahead of the lagged input of '1' \(1 step"):
+        prog = EmulatorTarget().compile(g)
+    assert prog.report["early_bias"] == {n: prog.report["lags"][n] for n in prog.report["early_bias"]}
+    assert all(v > 0 for v in prog.report["early_bias"].values()) and prog.describe()["quantization"]["early_bias"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert EmulatorTarget().compile(g, bias="synapse").report["early_bias"] == {}

@@ -698,6 +698,22 @@ def _bias_neuron() -> Population:
                       bias_f=np.ones(1), vth_f=0.0, role="bias")
 
 
+def _early_bias(pops, lag) -> dict[str, int]:
+    """{population: steps} whose Lava bias (``bias_mant``, on from step 0) leads the layer's
+    lagged input: the NIR reference starts both together. Said as a warning, never silently
+    (``bias="synapse"`` starts a bias that a current can carry at the lag instead)."""
+    early = {p.name: int(lag[p.name]) for p in pops
+             if p.name in lag and int(lag[p.name]) > 0 and np.any(np.asarray(p.bias_mant) != 0)}
+    if early:
+        import warnings
+
+        where = ", ".join(f"'{n}' ({k} step(s))" for n, k in early.items())
+        warnings.warn(f"loihi: Lava's bias acts from step 0, ahead of the lagged input of {where}: the first steps "
+                      "differ from the NIR reference; bias='synapse' (--compile-option bias=synapse) starts the bias "
+                      "at the lag where a synaptic current can carry it", stacklevel=3)
+    return early
+
+
 def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13,
              max_delay: int | None = None, profile: str = "", bias: str = "auto",
              allow_loop_delay: bool = False, weight_sign: str = "mixed") -> LoihiProgram:
@@ -877,6 +893,7 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
             raise UnsupportedError(f"node '{BIAS_NEURON}': the name of Loihi's bias neuron; rename the node")
         pops.insert(0, _bias_neuron())
     report["lags"] = {k: int(v) for k, v in lag.items()}
+    report["early_bias"] = _early_bias(pops, lag)
     report["loops"] = loops
     report["totals"] = {
         "populations": len(pops), "synapses": len(syns), "neurons": int(sum(p.n for p in pops)),
