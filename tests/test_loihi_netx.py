@@ -1,9 +1,12 @@
 """netx (.net) export: the file loads in lava-dl's own reader and runs bit-identically to
-the emulator; importing it gives back the same integers."""
+the emulator; importing it gives back the same integers. Convolutions are written as netx
+conv layers (kernel + geometry), never unrolled."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +14,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loihi_nets import conv_net, delay_net, dense_net, recurrent_net, spikes  # noqa: E402
+from loihi_nets import DT, _conv, _neuron, conv_net, conv_stack_net, delay_net, dense_net, recurrent_net, spikes  # noqa: E402,E501
 
 from neurodeploy.errors import UnsupportedError  # noqa: E402
 from neurodeploy.graph import load  # noqa: E402
 from neurodeploy.targets.loihi.emulator import EmulatorTarget  # noqa: E402
 from neurodeploy.targets.loihi.netx import export_netx, read_netx  # noqa: E402
+from neurodeploy.targets.loihi.program import Synapse  # noqa: E402
 
 try:
     import lava.lib.dl.netx.hdf5  # noqa: F401
@@ -31,8 +35,45 @@ NETS = {
     "delay-pre": lambda: delay_net(30),
     "delay-post": lambda: delay_net(31, where="post"),
     "if-bias-li": lambda: dense_net(2, kinds=("IF", "LIF"), readout="LI"),
-    "conv-pool": lambda: conv_net(10),  # folded into dense layers
 }
+
+
+def biased_conv_net(seed: int = 0):
+    """in (2, 6, 7) → conv 4@3×2 stride (1, 2) pad (1, 0), biased → LIF with per-position
+    v_leak (a per-neuron bias) → conv 4@2×2 pad 1 dilation 2 groups 2, biased → IF (a
+    per-channel bias) → flatten → dense → LI."""
+    import nir
+
+    rng = np.random.default_rng(seed)
+    conv1 = _conv(rng, 4, 2, (3, 2), stride=(1, 2), padding=(1, 0), input_shape=(6, 7))
+    conv1.bias = rng.normal(0.3, 0.3, 4).astype(np.float32)
+    lif1 = _neuron("LIF", (4, 6, 3), rng)
+    lif1.v_leak = rng.uniform(-0.3, 0.5, (4, 6, 3)).astype(np.float32)
+    conv2 = _conv(rng, 4, 4, 2, padding=1, dilation=2, groups=2, input_shape=(6, 3), gain=3.0)
+    conv2.bias = rng.normal(0.0, 0.5, 4).astype(np.float32)
+    nodes = {"in": nir.Input(input_type=np.array([2, 6, 7])), "conv1": conv1, "lif1": lif1, "conv2": conv2,
+             "if2": _neuron("IF", (4, 6, 3), rng),
+             "flat": nir.Flatten(input_type={"input": np.array([4, 6, 3])}, start_dim=0, end_dim=-1),
+             "fc": nir.Linear(weight=(rng.normal(0.3, 0.7, (3, 72)) * 2).astype(np.float32)),
+             "ro": _neuron("LI", 3, rng), "out": nir.Output(output_type=np.array([3]))}
+    names = list(nodes)
+    return load(nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False), dt=DT)
+
+
+CONV_NETS = {
+    "conv-pool": lambda: conv_net(10),  # conv layer, then pool+flatten+fc folded into one dense layer
+    "pool-conv": lambda: conv_stack_net(0, "pool-conv"),  # pool∘conv one kernel (stride 2), groups 2
+    "strided": lambda: conv_stack_net(0, "strided"),  # the second conv feeds a flat population
+    "pool-only": lambda: conv_stack_net(0, "pool-only"),  # the pooling is a depthwise kernel of ones
+    "conv1d": lambda: conv_stack_net(0, "conv1d"),  # a netx conv over (C, 1, L)
+    "biased": biased_conv_net,  # per-neuron and per-channel conv biases
+}
+
+
+def _compile_zero(g):
+    with warnings.catch_warnings():  # biased_conv_net: Lava's bias leads the lagged input (a compile warning)
+        warnings.simplefilter("ignore", UserWarning)
+        return EmulatorTarget().compile(g, weight_exp="zero")
 
 
 def _same_integers(a, b):
@@ -40,40 +81,72 @@ def _same_integers(a, b):
     for p, q in zip(a.populations, b.populations):
         np.testing.assert_array_equal(p.bias_mant, q.bias_mant)
     assert len(a.synapses) == len(b.synapses)
-    for s, t in zip(a.synapses, b.synapses):  # a compiled conv is a kernel, netx's import a matrix: compare unrolled
-        np.testing.assert_array_equal(s.dense(), t.dense())
+    for s, t in zip(a.synapses, b.synapses):
+        assert s.is_kernel == t.is_kernel, s.name  # a kernel comes back as a kernel, with its geometry
+        if s.is_kernel:
+            np.testing.assert_array_equal(s.weights, t.weights)
+            assert s.conv == t.conv
+        else:
+            np.testing.assert_array_equal(s.dense(), t.dense())
         assert s.weight_exp == t.weight_exp
         assert (s.delays is None) == (t.delays is None)
         if s.delays is not None:
             np.testing.assert_array_equal(np.where(s.dense() != 0, s.delays, 0), np.where(t.dense() != 0, t.delays, 0))
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", [*NETS, *CONV_NETS])
 def test_export_import_roundtrip(name, tmp_path):
-    g = NETS[name]()
-    prog = EmulatorTarget().compile(g, weight_exp="zero")
+    g = {**NETS, **CONV_NETS}[name]()
+    prog = _compile_zero(g)
     path = export_netx(prog, tmp_path / "model.net")
     layers = read_netx(path)
     assert layers[0]["type"] == "input"
     back = load(path)  # graph.load dispatches .net to frontends.netx
     assert back.dt == pytest.approx(g.dt)
-    prog2 = EmulatorTarget().compile(back, weight_exp="zero")
+    prog2 = _compile_zero(back)
     _same_integers(prog, prog2)
     x = spikes(1, 2, 20, g.shapes[g.inputs[0]], p=0.4)
-    r1, r2 = prog.run(x, record="all"), prog2.run(x.reshape(2, 20, -1), record="all")  # netx inputs are flat
+    (shape2,) = prog2.inputs.values()  # netx inputs are flat before a dense layer, (C, H, W) before a conv
+    r1, r2 = prog.run(x, record="all"), prog2.run(x.reshape(2, 20, *shape2), record="all")
+    total = 0
     for p, q in zip(prog.populations, prog2.populations):
         if p.spiking:
             assert torch.equal(r1.records[p.name].reshape(2, 20, -1), r2.records[q.name].reshape(2, 20, -1))
+            total += int(r1.records[p.name].sum())
+    assert total > 0
+
+
+@pytest.mark.parametrize("name", list(CONV_NETS))
+def test_conv_is_written_as_a_netx_conv_layer(name, tmp_path):
+    """Each kernel synapse is one netx conv layer holding the kernel (torch layout) and its
+    geometry; nothing is unrolled (every dense layer's weight is a synapse's own matrix),
+    and a flatten layer sits between a conv layer and the dense layer it feeds."""
+    prog = _compile_zero(CONV_NETS[name]())
+    layers = [d for d in read_netx(export_netx(prog, tmp_path / "m.net")) if d["type"] not in ("input", "_dt")]
+    kernels = [s for s in prog.synapses if s.is_kernel]
+    conv = [d for d in layers if d["type"] == "conv"]
+    assert len(conv) == len(kernels) > 0
+    for d, s in zip(conv, kernels):
+        np.testing.assert_array_equal(d["weight"], s.weights)
+        assert list(d["shape"]) == s.conv["out_shape"] and int(d["groups"]) == s.conv["groups"]
+        for key in ("stride", "padding", "dilation"):
+            assert list(d[key]) == s.conv[key], key
+    dense = [d for d in layers if d["type"] == "dense"]
+    assert [d["weight"].shape for d in dense] == [s.shape for s in prog.synapses if not s.is_kernel]
+    types = [d["type"] for d in layers]
+    assert types[types.index("dense") - 1] == "flatten" and types.count("flatten") == 1
 
 
 @pytest.mark.lava
 @pytest.mark.skipif(not HAVE_NETX, reason="lava-dl (netx) is not importable")
-@pytest.mark.parametrize("name", ["cuba-lif-lif", "recurrent", "delay-pre", "if-bias-li"])
+@pytest.mark.parametrize("name", ["cuba-lif-lif", "recurrent", "delay-pre", "if-bias-li", "biased"])
 def test_netx_file_runs_in_lava_dl_like_the_emulator(name, tmp_path):
+    """``biased``: two netx conv layers (stride, padding, dilation, groups, a per-neuron
+    and a per-channel bias) and a flatten, run by lava-dl as Lava Conv processes."""
     from neurodeploy.targets.loihi.netx import run_netx
 
-    g = NETS[name]()
-    prog = EmulatorTarget().compile(g, weight_exp="zero")
+    g = {**NETS, **CONV_NETS}[name]()
+    prog = _compile_zero(g)
     path = export_netx(prog, tmp_path / "model.net")
     steps = 20
     x = spikes(2, 1, steps, g.shapes[g.inputs[0]], p=0.4)
@@ -109,6 +182,32 @@ def test_non_chain_or_nonzero_exponent_is_unsupported(tmp_path):
     with pytest.raises(UnsupportedError, match="'l2'"):
         export_netx(EmulatorTarget().compile(skip, weight_exp="zero"), tmp_path / "b.net")
     assert not (tmp_path / "b.net").exists()
+
+
+def _conv_with(what: str):
+    """conv_net's program with something a netx conv layer cannot hold."""
+    prog = _compile_zero(conv_net(10))
+    i, s = next((i, s) for i, s in enumerate(prog.synapses) if s.is_kernel)
+    if what == "delays":
+        prog.synapses[i] = dataclasses.replace(s, delays=np.ones(s.shape, np.int64))
+    elif what == "recurrent":
+        n = prog.pop(s.dst).n
+        prog.synapses.append(Synapse(name="rec", src=s.dst, dst=s.dst, weights=np.eye(n, dtype=np.int64) * 2,
+                                     weight_exp=0))
+    return prog
+
+
+@pytest.mark.parametrize("what, why", [("delays", "has delays"), ("recurrent", "recurrent synapse 'rec'"),
+                                       ("wrap", "24 bits")])
+def test_what_a_netx_conv_layer_cannot_hold_is_refused(what, why, tmp_path, monkeypatch):
+    from neurodeploy.targets.loihi import netx
+
+    prog = _conv_with(what)
+    if what == "wrap":  # a row sum that reaches Lava's Conv's 24-bit wrap (a real one needs ≥ 33 026 taps)
+        monkeypatch.setattr(netx, "CONV_WRAP", int(np.abs(prog.synapses[0].weights).sum(axis=(1, 2, 3)).max()))
+    with pytest.raises(UnsupportedError, match=f"conv synapse 'conv' into 'lif1'.*{why}.*never unrolled"):
+        export_netx(prog, tmp_path / "c.net")
+    assert not (tmp_path / "c.net").exists()
 
 
 def _without_input_layer(src, dst):
