@@ -1,6 +1,7 @@
 """Every target's run priced on every bundled profile, from counts and Program.describe():
 finite numbers, or one UnsupportedError line where the hardware kind prices counts the run
-does not have (docs/protocol.md, "Pricing")."""
+does not have (docs/protocol.md, "Pricing"); a digital baseline profile (kind "digital",
+priced by neurodeploy.targets.rram.lsm_energy) is refused by both models in one line."""
 
 import math
 
@@ -10,6 +11,7 @@ import pytest
 
 from neurodeploy.errors import NeurodeployError, UnsupportedError
 from neurodeploy.hardware import list_profiles, load_profile
+from neurodeploy.hardware.profiles import PRICED_KINDS
 from neurodeploy.hardware.energy import estimate_energy
 from neurodeploy.hardware.latency import estimate_latency
 from neurodeploy.targets.base import get_target
@@ -38,6 +40,13 @@ def runs():
 def test_every_run_on_every_profile(runs, net, target, profile):
     g, r, desc = runs[net, target]
     prof = load_profile(profile)
+    if prof.kind not in PRICED_KINDS:  # a digital baseline: priced by lsm_energy, refused here
+        for estimate in (estimate_latency, estimate_energy):
+            with pytest.raises(NeurodeployError) as info:
+                estimate(r, prof, desc, graph=g)
+            msg = str(info.value)
+            assert "\n" not in msg and f"hardware kind '{prof.kind}'" in msg and f"profile {profile}" in msg, msg
+        return
     if prof.kind == "rram" and target != "rram":
         with pytest.raises(UnsupportedError) as info:
             estimate_energy(r, prof, desc, graph=g)

@@ -16,7 +16,7 @@ from neurodeploy.hardware import profiles as profiles_mod
 from neurodeploy.hardware.profiles import BUNDLED_DIR, CONFIDENCE_LEVELS, ENV_VAR, REQUIRED
 from neurodeploy.hardware.units import DIMENSIONS, to_si
 
-BUNDLED = ("loihi1", "loihi2", "rram_40nm", "rram_40nm_worstcase")
+BUNDLED = ("digital_45nm", "loihi1", "loihi2", "rram_40nm", "rram_40nm_worstcase")
 
 
 # ------------------------------------------------------------------ helpers
@@ -255,7 +255,10 @@ def test_to_dict_round_trips_through_json(name):
     text = json.dumps(d)
     back = json.loads(text)
     assert back == d
-    assert back["constants"]["static_power"]["si_unit"] == "W"
+    if p.kind in ("loihi", "rram"):
+        assert back["constants"]["static_power"]["si_unit"] == "W"
+    energy = next(k for k, dim in REQUIRED[p.kind].items() if dim == "energy")
+    assert back["constants"][energy]["si_unit"] == "J"
     assert set(back["constants"]) == set(p.constants)
     rebuilt = HardwareProfile.from_dict(back)
     assert rebuilt == p

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from neurodeploy.errors import InputError, ProfileError
+from neurodeploy.hardware import list_profiles
+from neurodeploy.hardware.profiles import BUNDLED_DIR, REQUIRED
 from neurodeploy.targets.rram import lsm_energy
 from neurodeploy.targets.rram import zeroshot as zs
 
@@ -48,7 +50,7 @@ def test_heads_export_to_onnx_and_match_onnxruntime(tmp_path):
 
 def test_digital_baseline_prices_the_protocol_counts():
     prof = lsm_energy.load_digital_profile()
-    assert prof.kind == "digital" and all(prof[k].confidence == "published" for k in lsm_energy.REQUIRED)
+    assert prof.kind == "digital" and all(prof[k].confidence == "published" for k in REQUIRED["digital"])
     counts = {"w_in": {"dense_synops": 1000, "synaptic_events": 100}, "lif": {"neuron_updates": 10}}
     mult, add = prof.si("energy_fp32_mult"), prof.si("energy_fp32_add")
     r8, r32 = prof.si("energy_sram_read_8kb"), prof.si("energy_sram_read_32kb")
@@ -64,13 +66,19 @@ def test_digital_baseline_prices_the_protocol_counts():
 
 
 def test_digital_profile_is_validated(tmp_path):
+    """The baseline is an ordinary bundled profile of kind "digital": the loader's schema
+    checks it, and the comparison refuses a profile of another kind."""
+    assert "digital_45nm" in list_profiles()
+    text = (BUNDLED_DIR / "digital_45nm.toml").read_text()
     bad = tmp_path / "d.toml"
-    bad.write_text(lsm_energy.BASELINE.read_text().replace('unit = "pJ"', 'unit = "ns"', 1))
-    with pytest.raises(ProfileError, match="energy_fp32_add"):
+    bad.write_text(text.replace('unit = "pJ"', 'unit = "ns"', 1))
+    with pytest.raises(ProfileError, match="energy_fp32_add.*energy unit"):
         lsm_energy.load_digital_profile(bad)
-    bad.write_text(lsm_energy.BASELINE.read_text().replace('kind = "digital"', 'kind = "rram"'))
-    with pytest.raises(ProfileError, match="kind"):
+    bad.write_text(text.replace("[constants.energy_sram_read_1mb]", "[constants.energy_other]"))
+    with pytest.raises(ProfileError, match="'energy_sram_read_1mb' is missing"):
         lsm_energy.load_digital_profile(bad)
+    with pytest.raises(ProfileError, match="'rram_40nm' is a rram profile.*digital"):
+        lsm_energy.load_digital_profile("rram_40nm")
 
 
 def _p_chance(correct: int, n: int, p: float) -> float:

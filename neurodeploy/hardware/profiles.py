@@ -4,8 +4,10 @@ A profile is a TOML file with a ``[profile]`` table (``name``, ``kind``, ``descr
 and one ``[constants.<name>]`` table per constant, each holding ``value``, ``unit``,
 ``source`` (a citation), ``confidence`` (``measured`` | ``published`` | ``estimated``) and
 an optional ``note`` (required when the constant is ``estimated``: it must say how the
-number was derived). Each *kind* of target (``loihi``, ``rram``) has a schema of required
-constants and the dimension each must have; see :data:`REQUIRED` and ``docs/profiles.md``.
+number was derived). Each *kind* (``loihi``, ``rram``: targets whose runs are priced;
+``digital``: a per-operation digital baseline for comparisons, :data:`PRICED_KINDS`) has a
+schema of required constants and the dimension each must have; see :data:`REQUIRED` and
+``docs/profiles.md``.
 
 Bundled profiles live in ``<repo>/hardware_profiles``; directories listed in the
 environment variable ``NEURODEPLOY_PROFILE_PATH`` (``os.pathsep``-separated) are searched
@@ -43,6 +45,7 @@ __all__ = [
     "REQUIRED",
     "KINDS",
     "CONFIDENCE_LEVELS",
+    "PRICED_KINDS",
 ]
 
 #: Directory holding the profiles shipped with the repository.
@@ -112,8 +115,26 @@ REQUIRED: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "d2d_variation": "fraction",
             }
         ),
+        # a digital processor as a comparison baseline (per-operation energies, no timing):
+        # it prices the protocol counts of a workload as a CPU/GPU would execute it
+        # (neurodeploy.targets.rram.lsm_energy); no target compiles for it, and the energy
+        # and latency models of hardware.energy / hardware.latency do not price runs on it
+        "digital": MappingProxyType(
+            {
+                "energy_fp32_add": "energy",
+                "energy_fp32_mult": "energy",
+                "energy_int32_add": "energy",
+                "energy_sram_read_8kb": "energy",
+                "energy_sram_read_32kb": "energy",
+                "energy_sram_read_1mb": "energy",
+            }
+        ),
     }
 )
+
+#: Kinds whose profiles price a target's runs (hardware.energy / hardware.latency); the
+#: others ("digital") are comparison baselines priced by their own models.
+PRICED_KINDS: Tuple[str, ...] = ("loihi", "rram")
 
 #: Known profile kinds.
 KINDS: Tuple[str, ...] = tuple(REQUIRED)
@@ -486,7 +507,8 @@ def _validate(path: Path, data: Mapping[str, Any]) -> HardwareProfile:
 def load_profile(name_or_path: Union[_PathLike, Path]) -> HardwareProfile:
     """Load and validate a hardware profile.
 
-    ``name_or_path`` is a profile name (``"loihi1"``, ``"loihi2"``, ``"rram_40nm"``, or a
+    ``name_or_path`` is a profile name (``"loihi1"``, ``"loihi2"``, ``"rram_40nm"``,
+    ``"digital_45nm"``, or a
     file stem found on ``$NEURODEPLOY_PROFILE_PATH``) or a path to a ``.toml`` file.
     Raises :class:`ProfileError` with a one-line message naming the file and field when
     the file is missing, is not valid TOML, or breaks the schema.

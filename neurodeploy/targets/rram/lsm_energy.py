@@ -4,7 +4,7 @@
   conversions and digital neuron updates priced by :func:`neurodeploy.hardware.estimate_energy`
   on an RRAM profile, static power included); the readout / projection head is digital.
 * digital: the same reservoir on a 45 nm CMOS processor priced from per-operation energies
-  (``hardware_profiles/baselines/digital_45nm.toml``, Horowitz ISSCC 2014), from the same
+  (``hardware_profiles/digital_45nm.toml``, kind "digital", Horowitz ISSCC 2014), from the same
   protocol counts (docs/protocol.md): ``dense`` — every MAC of the reservoir as written
   (``dense_synops``: a float32 multiply, an add and half a 64-bit cache read for the
   weight, as a dense GEMM does); ``event`` — only the synapses of nonzero inputs
@@ -21,39 +21,28 @@ given with the RRAM macro's static power (× its modelled run time) and without 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ...errors import InputError
 
-BASELINE = Path(__file__).resolve().parents[3] / "hardware_profiles" / "baselines" / "digital_45nm.toml"
+#: the bundled digital baseline (hardware_profiles/digital_45nm.toml, kind "digital")
+BASELINE = "digital_45nm"
 #: cache levels of the baseline (constant, capacity in bytes), smallest first
 SRAM_LEVELS = (("energy_sram_read_8kb", 8 * 1024), ("energy_sram_read_32kb", 32 * 1024),
                ("energy_sram_read_1mb", 1024 * 1024))
-REQUIRED = ("energy_fp32_add", "energy_fp32_mult", "energy_int32_add", *(n for n, _ in SRAM_LEVELS))
 
 
-def load_digital_profile(path=BASELINE):
-    """The digital baseline profile, each constant validated as a hardware profile's
-    (value, unit of energy, source, confidence), kind "digital"."""
-    from ...hardware.profiles import HardwareProfile, _parse_constant, _toml
+def load_digital_profile(name_or_path=BASELINE):
+    """A digital baseline profile (:func:`neurodeploy.hardware.load_profile`, validated
+    against kind "digital"'s schema); a profile of another kind is a ProfileError."""
     from ...errors import ProfileError
+    from ...hardware import load_profile
 
-    path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"{path}: digital baseline profile not found")
-    with open(path, "rb") as f:
-        data = _toml.load(f)
-    meta, raw = data.get("profile", {}), data.get("constants", {})
-    if meta.get("kind") != "digital":
-        raise ProfileError(f"{path}: [profile] kind must be 'digital', got {meta.get('kind')!r}")
-    missing = [k for k in REQUIRED if k not in raw]
-    if missing:
-        raise ProfileError(f"{path}: constants {', '.join(missing)} are missing")
-    consts = {k: _parse_constant(str(path), k, v, "energy") for k, v in raw.items()}
-    return HardwareProfile(name=str(meta.get("name", path.stem)), kind="digital",
-                           description=str(meta.get("description", "")), constants=consts, path=path.resolve())
+    prof = load_profile(name_or_path)
+    if prof.kind != "digital":
+        raise ProfileError(f"hardware profile '{prof.name}' is a {prof.kind} profile; the digital baseline of the "
+                           "energy comparison needs a digital profile (e.g. digital_45nm)")
+    return prof
 
 
 def sram_read(profile, nbytes: int) -> tuple[str, float]:
