@@ -5,6 +5,7 @@ independently), reports, parametrization, caching, and an unrelated run left alo
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -15,12 +16,14 @@ MODEL = ROOT / "examples" / "models" / "digits_snn.nir"
 HEADER = f'''
 import re
 import numpy as np
+import numpy as np
 import pytest
 import neurodeploy as nd
 from neurodeploy.measure.metrics import accuracy, predict
 from neurodeploy.testing.assertions import *
 M = {str(MODEL)!r}
 X = (np.random.default_rng(0).random((16, 24, 64)) < 0.2).astype(np.float32)
+XCAL = (np.random.default_rng(1).random((8, 24, 64)) < 0.2).astype(np.float32)  # never checked
 G = nd.load(M)
 Y = predict(nd.run(G, X).output, "spikes")  # the reference is right on every sample
 
@@ -55,27 +58,50 @@ def run(pytester, body, *args):
 
 def test_accuracy_passes_and_fails_with_the_numbers(pytester):
     body = '''
-def window_acc(target, lag, **opts):  # the documented semantics: pad 2 steps (depth), read lag steps late
-    out = nd.compile(G, target, **opts).run(pad(X, 2)).output[:, lag:lag + X.shape[1]]
-    return accuracy(out, Y, "spikes")
+def window_acc(target, lag, x=X, y=Y, cal=None, **opts):  # the documented semantics: pad 2 steps (depth), read lag steps late
+    run = {} if cal is None else {"calibration": cal}
+    out = nd.compile(G, target, **opts).run(pad(x, 2), **run).output[:, lag:lag + x.shape[1]]
+    return accuracy(out, y, "spikes")
 
 def test_pass():
     v = assert_accuracy_within(M, X, Y, "loihi2-emu", tol_pp=100)
-    assert v["reference"] == 1.0 and v["target"] == window_acc("loihi2-emu", 2)
+    assert v["reference"] == 1.0 and v["target"] == window_acc("loihi2-emu", 2) and v["calibration"] is None
 
 def test_fail():
     from neurodeploy.targets.rram.device import DeviceConfig
     cfg = DeviceConfig(read_noise=3.0)
-    want = window_acc("rram", 0, config=cfg, seed=0)
+    want = window_acc("rram", 0, cal=XCAL, config=cfg, seed=0)
     assert want < 0.9
     with pytest.raises(AssertionError) as e:
-        assert_accuracy_within(M, X, Y, "rram", tol_pp=5, options={"config": cfg})
+        assert_accuracy_within(M, X, Y, "rram", tol_pp=5, options={"config": cfg}, calibration=XCAL)
     msg = str(e.value)
     assert f"is {100 * want:.2f} % vs 100.00 % on reference" in msg, msg
     assert f"{100 * (want - 1):+.2f} pp, outside ±5 pp" in msg and "16 samples" in msg
     assert f"{round(16 * (1 - want))} sample(s) right on reference but wrong on rram" in msg
+
+def test_rram_without_calibration_data_is_refused():
+    from neurodeploy.errors import InputError
+    for check in (lambda: assert_accuracy_within(M, X, Y, "rram", tol_pp=100),
+                  lambda: assert_energy_below(M, X, "rram", joules=1.0),
+                  lambda: assert_spikes_match(M, X, "reference", "rram")):
+        with pytest.raises(InputError) as e:
+            check()
+        msg = str(e.value)
+        assert msg.startswith("rram: the program calibrates on data") and "calibration=x_cal" in msg, msg
+        assert "calibration=N" in msg and "--nd-calibration" in msg and "--nd-calibrate-on-eval" in msg
+
+def test_rram_calibrates_on_the_split_it_is_given():
+    v = assert_accuracy_within(M, X, Y, "rram", tol_pp=100, calibration=XCAL)
+    assert v["calibration"] == {"source": "calibration inputs given", "samples": 8, "disjoint": True}
+    assert v["target"] == window_acc("rram", 0, cal=XCAL, seed=0)
+    held = assert_accuracy_within(M, X, Y, "rram", tol_pp=100, calibration=4)  # the first 4 held out, not checked
+    assert held["calibration"]["samples"] == 4 and held["calibration"]["disjoint"]
+    assert held["target"] == window_acc("rram", 0, x=X[4:], y=Y[4:], cal=X[:4], seed=0)
+    with pytest.warns(UserWarning, match="calibrates on the samples it checks"):
+        ev = assert_accuracy_within(M, X, Y, "rram", tol_pp=100, calibrate_on_eval=True)
+    assert ev["calibration"]["disjoint"] is False and ev["target"] == window_acc("rram", 0, cal=X, seed=0)
 '''
-    run(pytester, body).assert_outcomes(passed=2)
+    run(pytester, body).assert_outcomes(passed=4)
 
 
 def test_spikes_match_passes_exactly_and_fails_at_the_first_divergence(pytester):
@@ -126,10 +152,10 @@ def test_fits_energy_and_latency_pass_and_fail_at_the_measured_values(pytester):
     body = '''
 from neurodeploy.measure.report import fmt_si, profile_run
 
-def measured(target):  # the plugin calibrates a data-dependent program on the data it checks, as --calibrate-on-eval
+def measured(target):  # the plugin calibrates a data-dependent program on the split it is given, as --calibration
     from neurodeploy.measure.calibration import Calibration
 
-    rep, _ = profile_run(M, "x", G, X, target=target, calibration=Calibration(X, "the checked data", False))
+    rep, _ = profile_run(M, "x", G, X, target=target, calibration=Calibration(XCAL, "calibration inputs given", True))
     t = rep["targets"][0]
     return t["energy"]["per_inference_J"], t["latency"]["per_inference_s"]
 
@@ -147,13 +173,13 @@ def test_fits(nd_compile):
 @pytest.mark.parametrize("target", ["loihi2-emu", "rram"])
 def test_energy_latency(target):
     e, t = measured(target)
-    assert assert_energy_below(M, X, target, joules=e * 1.001)["per_inference_J"] == e
-    assert assert_latency_below(M, X, target, seconds=t * 1.001)["per_inference_s"] == t
+    assert assert_energy_below(M, X, target, joules=e * 1.001, calibration=XCAL)["per_inference_J"] == e
+    assert assert_latency_below(M, X, target, seconds=t * 1.001, calibration=XCAL)["per_inference_s"] == t
     with pytest.raises(AssertionError) as err:
-        assert_energy_below(M, X, target, joules=e * 0.999)
+        assert_energy_below(M, X, target, joules=e * 0.999, calibration=XCAL)
     assert f"is {fmt_si(e, 'J')}, above the limit {fmt_si(e * 0.999, 'J')}" in str(err.value) and "by event kind" in str(err.value)
     with pytest.raises(AssertionError) as err:
-        assert_latency_below(M, X, target, seconds=t / 2)
+        assert_latency_below(M, X, target, seconds=t / 2, calibration=XCAL)
     assert f"is {fmt_si(t, 's')}, above the limit {fmt_si(t / 2, 's')} (2× the limit)" in str(err.value), str(err.value)
 '''
     run(pytester, body).assert_outcomes(passed=3)
@@ -167,7 +193,8 @@ def test_ok(nd_target):
 def test_bad():
     assert_spikes_match(M, X, "reference", "loihi2-emu")
 '''
-    res = run(pytester, body, "--nd-targets", "rram", "--nd-report", "rep")
+    np.save(pytester.path / "cal.npy", (np.random.default_rng(1).random((8, 24, 64)) < 0.2).astype(np.float32))
+    res = run(pytester, body, "--nd-targets", "rram", "--nd-report", "rep", "--nd-calibration", "cal.npy")
     res.assert_outcomes(passed=1, failed=1)
     res.stdout.fnmatch_lines(["neurodeploy: reports of 2 test(s) in *index.html"])
     from neurodeploy.measure.schema import validate
@@ -183,6 +210,8 @@ def test_bad():
         report = json.loads(html.with_name("report.json").read_text())
         assert validate(report) == [] and html.read_text().startswith("<!DOCTYPE html>")
         assert [e["target"] for e in report["targets"]] == ["reference", "rram" if "ok" in t["test"] else "loihi2-emu"]
+        cal = {"source": "calibration inputs given", "samples": 8, "disjoint": True} if "ok" in t["test"] else None
+        assert report.get("calibration") == cal and t["checks"][0]["values"]["calibration"] == cal
     page = (rep / "index.html").read_text()
     assert 'href="test_nd.py_test_bad/1-assert_spikes_match/report.html"' in page and "1 failed" in page
 
@@ -211,6 +240,28 @@ def test_bad_option_is_one_usage_line(pytester):
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines(["ERROR: --nd-targets: unknown target 'bogus'*"])
     assert "Traceback" not in res.stderr.str()
+    for args, needle in ((["--nd-calibration", "missing.npy"], "ERROR: --nd-calibration missing.npy: no such file*"),
+                         (["--nd-calibration", "4", "--nd-calibrate-on-eval"], "ERROR: --nd-calibration and --nd-calibrate-on-eval exclude*")):
+        res = pytester.runpytest(*args)
+        assert res.ret == pytest.ExitCode.USAGE_ERROR
+        res.stderr.fnmatch_lines([needle])
+
+
+def test_nd_calibration_holds_out_samples_or_flags_calibrating_on_them(pytester):
+    body = '''
+def test_held_out():
+    v = assert_accuracy_within(M, X, Y, "rram", tol_pp=100)
+    assert v["calibration"] == {"source": "the first 4 samples of the input, held out (not evaluated)", "samples": 4, "disjoint": True}
+'''
+    run(pytester, body, "--nd-calibration", "4").assert_outcomes(passed=1)
+    body = '''
+def test_on_eval():
+    v = assert_accuracy_within(M, X, Y, "rram", tol_pp=100)
+    assert v["calibration"]["disjoint"] is False and v["calibration"]["samples"] == 16
+'''
+    res = run(pytester, body, "--nd-calibrate-on-eval")
+    res.assert_outcomes(passed=1)
+    res.stdout.fnmatch_lines(["*calibrates on the samples it checks*"])  # in pytest's warnings summary
 
 
 def test_unrelated_project_is_unaffected(pytester):

@@ -50,18 +50,18 @@ def output_lag(result, graph) -> int:
     return int(lag.get(out, 0)) if isinstance(lag, dict) else int(lag)
 
 
-def aligned_output(s, graph, target, x, profile, seed, options):
+def aligned_output(s, graph, target, x, profile, seed, options, cal=None):
     """(program, result, window output, lag, padding): ``target``'s output over the input's
     steps, read ``lag`` steps later on the input padded with silent steps."""
     from ..measure.compare import synaptic_depth
 
     steps = _steps(x)
     pad = int(synaptic_depth(graph).get(graph.outputs[0], 0))
-    prog, res = s.run(graph, target, _pad(x, pad), profile, seed, options)
+    prog, res = s.run(graph, target, _pad(x, pad), profile, seed, options, cal)
     lag = output_lag(res, graph)
     if lag > pad:  # a target that lags more than one step per synapse
         pad = lag
-        prog, res = s.run(graph, target, _pad(x, pad), profile, seed, options)
+        prog, res = s.run(graph, target, _pad(x, pad), profile, seed, options, cal)
     return prog, res, res.output[:, lag:lag + steps], lag, pad
 
 
@@ -79,21 +79,26 @@ def _label(target, profile, seed) -> str:
 
 
 def assert_accuracy_within(model, x, y, target, tol_pp: float = 1.0, reference: str = "reference", *, hardware=None,
-                           seed: int = 0, readout: str = "auto", options: dict | None = None):
+                           seed: int = 0, readout: str = "auto", options: dict | None = None, calibration=None,
+                           calibrate_on_eval: bool = False):
     """|accuracy(target) − accuracy(reference)| ≤ ``tol_pp`` percentage points on (x, y).
     A target far *better* than the reference also fails: it usually means the two are not
-    measured on the same window. Returns {"target": acc, "reference": acc, "diff_pp": d}."""
+    measured on the same window. ``calibration``: inputs a program that calibrates on data
+    (RRAM ADC ranges) is calibrated on, or N (the first N samples of x, y held out and not
+    checked); default ``--nd-calibration``; none → such a program is refused, unless
+    ``calibrate_on_eval``. Returns {"target": acc, "reference": acc, "diff_pp": d,
+    "calibration": {source, samples, disjoint}, ...}."""
     import numpy as np
 
     from ..measure.metrics import accuracy, predict, resolve_readout
 
     s = current()
     graph = s.graph(model)
-    y = np.asarray(y).reshape(-1)
+    x, y, cal = s.calibration_for(x, np.asarray(y).reshape(-1), calibration, calibrate_on_eval)
     runs, acc, pred = {}, {}, {}
     for t, hw, sd, opt in ((reference, None, 0, None), (target, hardware, seed, options)):
         prof = s.profile(t, hw)
-        prog, res, out, lag, pad = aligned_output(s, graph, t, x, prof, sd, opt)
+        prog, res, out, lag, pad = aligned_output(s, graph, t, x, prof, sd, opt, cal)
         ro = readout if readout != "auto" else resolve_readout(res, "auto")
         acc[t], pred[t] = accuracy(out, y, ro), predict(out, ro)
         runs[t] = dict(program=prog, result=res, profile=prof, lag=lag, pad=pad, accuracy=acc[t], label=_label(t, prof, sd))
@@ -109,12 +114,19 @@ def assert_accuracy_within(model, x, y, target, tol_pp: float = 1.0, reference: 
                f"{t['lag']} step(s) late on {target}, {r['lag']} on {reference}, as declared). "
                f"{len(lost)} sample(s) right on {reference} but wrong on {target}" + (f" (first: {_first(lost)})" if len(lost) else "")
                + f"; {len(won)} the other way" + (f" (first: {_first(won)})" if len(won) else ""))
-    values = {"target": acc[target], "reference": acc[reference], "diff_pp": diff, "tol_pp": tol_pp}
+    values = {"target": acc[target], "reference": acc[reference], "diff_pp": diff, "tol_pp": tol_pp,
+              "calibration": _cal_record(runs, cal)}
     reports.check("assert_accuracy_within", ok, msg, values, graph=graph, x=x, labels=y, readout=ro, runs=runs,
                   reference=reference)
     if not ok:
         raise AssertionError(msg)
     return values
+
+
+def _cal_record(runs: dict, cal) -> dict | None:
+    """What calibrated the checked programs (None when none of them calibrates on data)."""
+    needs = any(((r["program"].describe().get("calibration") or {}).get("needs_data")) for r in runs.values())
+    return cal.record() if needs else None
 
 
 def _divergence_detail(ag, res_a, res_b, a, b) -> str:
@@ -140,18 +152,21 @@ def _fmt(v) -> str:
 
 
 def assert_spikes_match(model, x, target_a, target_b, *, hardware_a=None, hardware_b=None, seed: int = 0,
-                        options_a: dict | None = None, options_b: dict | None = None, min_match: float = 1.0):
+                        options_a: dict | None = None, options_b: dict | None = None, min_match: float = 1.0,
+                        calibration=None, calibrate_on_eval: bool = False):
     """The spike trains of every spiking layer agree (after the declared lag) between two
     targets — exactly by default, or on at least ``min_match`` of all (sample, step, neuron)
-    entries. Returns the agreement (:func:`neurodeploy.measure.compare.agreement`)."""
+    entries. ``calibration``/``calibrate_on_eval`` as in :func:`assert_accuracy_within`.
+    Returns the agreement (:func:`neurodeploy.measure.compare.agreement`)."""
     from ..measure.compare import agreement
 
     s = current()
     graph = s.graph(model)
+    x, _, cal = s.calibration_for(x, None, calibration, calibrate_on_eval)
     runs = {}
     for t, hw, opt in ((target_a, hardware_a, options_a), (target_b, hardware_b, options_b)):
         prof = s.profile(t, hw)
-        prog, res = s.run(graph, t, x, prof, seed, opt)
+        prog, res = s.run(graph, t, x, prof, seed, opt, cal)
         runs[t] = dict(program=prog, result=res, profile=prof, label=_label(t, prof, seed))
     ra, rb = runs[target_a]["result"], runs[target_b]["result"]
     ag = agreement(ra, rb, graph)
@@ -170,14 +185,15 @@ def assert_spikes_match(model, x, target_a, target_b, *, hardware_a=None, hardwa
             need = "identical" if min_match >= 1 else f"≥ {100 * min_match:g} %"
             msg = (f"{head}: {100 * match:.3f} % of spike entries match (needed {need}); "
                    + _divergence_detail(ag, ra, rb, target_a, target_b) + f"; lag rule: {ag['lag_note']}")
-    reports.check("assert_spikes_match", ok, msg, {"spike_match": match, "lag": ag["lag"], "first_divergence": ag["first_divergence"]},
+    reports.check("assert_spikes_match", ok, msg, {"spike_match": match, "lag": ag["lag"], "first_divergence": ag["first_divergence"],
+                                                   "calibration": _cal_record(runs, cal)},
                   graph=graph, x=x, runs=runs, reference=target_a)
     if not ok:
         raise AssertionError(msg)
     return ag
 
 
-def _lag_padded_run(s, graph, target, x, prof, seed, options):
+def _lag_padded_run(s, graph, target, x, prof, seed, options, cal=None):
     """(program, result) as ``neurodeploy profile`` measures it: the input padded with the
     outputs' lag in silent steps, the outputs read at their lag (measure/window.py)."""
     from ..measure.window import run_windowed
@@ -185,16 +201,16 @@ def _lag_padded_run(s, graph, target, x, prof, seed, options):
     ran = {}
 
     def run(xp):
-        ran["program"], res = s.run(graph, target, xp, prof, seed, options)
+        ran["program"], res = s.run(graph, target, xp, prof, seed, options, cal)
         return res
 
-    res = run_windowed(run, s.program(graph, target, prof, seed, options, x).describe(), graph, x)
+    res = run_windowed(run, s.program(graph, target, prof, seed, options, x, cal).describe(), graph, x)
     return ran["program"], res
 
 
-def _priced(model, x, target, hardware, seed, options):
-    """(graph, runs, entry) of one run of ``x`` priced on ``hardware`` by the measurement
-    layer (:func:`neurodeploy.measure.report.target_entry`)."""
+def _priced(model, x, target, hardware, seed, options, calibration=None, calibrate_on_eval=False):
+    """(graph, runs, entry, calibration record) of one run of ``x`` priced on ``hardware``
+    by the measurement layer (:func:`neurodeploy.measure.report.target_entry`)."""
     from ..errors import InputError
     from ..measure.report import target_entry
 
@@ -203,11 +219,12 @@ def _priced(model, x, target, hardware, seed, options):
     prof = s.profile(target, hardware)
     if prof is None:
         raise InputError(f"{target}: no hardware profile to price the run on: pass hardware=")
-    prog, res = _lag_padded_run(s, graph, target, x, prof, seed, options)
+    x, _, cal = s.calibration_for(x, None, calibration, calibrate_on_eval)
+    prog, res = _lag_padded_run(s, graph, target, x, prof, seed, options, cal)
     inputs = {graph.inputs[0]: x} if len(graph.inputs) == 1 and "lag_padding" not in res.info else None
     entry = target_entry(target, prog, res, graph, prof, inputs=inputs)
     runs = {target: dict(program=prog, result=res, profile=prof, entry=entry, label=_label(target, prof, seed))}
-    return graph, runs, entry
+    return graph, runs, entry, _cal_record(runs, cal)
 
 
 def _top(d: dict, per: float, n: int = 3) -> str:
@@ -217,12 +234,13 @@ def _top(d: dict, per: float, n: int = 3) -> str:
     return ", ".join(f"{k} {fmt_si(v / per, 'J')}" for k, v in items[:n])
 
 
-def assert_energy_below(model, x, target, hardware=None, *, joules: float, seed: int = 0, options: dict | None = None):
-    """Modelled energy per inference (:mod:`neurodeploy.hardware.energy`) ≤ ``joules``.
-    Returns the report entry's ``energy``."""
+def assert_energy_below(model, x, target, hardware=None, *, joules: float, seed: int = 0, options: dict | None = None,
+                       calibration=None, calibrate_on_eval: bool = False):
+    """Modelled energy per inference (:mod:`neurodeploy.hardware.energy`) ≤ ``joules``
+    (``calibration``/``calibrate_on_eval`` as in :func:`assert_accuracy_within`). Returns the report entry's ``energy``."""
     from ..measure.report import fmt_si
 
-    graph, runs, entry = _priced(model, x, target, hardware, seed, options)
+    graph, runs, entry, cal = _priced(model, x, target, hardware, seed, options, calibration, calibrate_on_eval)
     en = entry["energy"]
     e = en["per_inference_J"]
     ok = e <= joules
@@ -234,18 +252,19 @@ def assert_energy_below(model, x, target, hardware=None, *, joules: float, seed:
                f"({e / joules:.3g}× the limit; {samples} samples × {_steps(x)} steps). Largest by event kind: "
                f"{_top(en.get('by_kind', {}), samples)}; by layer: {_top(en.get('by_layer', {}), samples)}; "
                f"static {fmt_si(static, 'J')} per inference")
-    reports.check("assert_energy_below", ok, msg, {"per_inference_J": e, "limit_J": joules}, graph=graph, x=x, runs=runs)
+    reports.check("assert_energy_below", ok, msg, {"per_inference_J": e, "limit_J": joules, "calibration": cal}, graph=graph, x=x, runs=runs)
     if not ok:
         raise AssertionError(msg)
     return en
 
 
-def assert_latency_below(model, x, target, hardware=None, *, seconds: float, seed: int = 0, options: dict | None = None):
-    """Modelled latency per inference (:mod:`neurodeploy.hardware.latency`) ≤ ``seconds``.
-    Returns the report entry's ``latency``."""
+def assert_latency_below(model, x, target, hardware=None, *, seconds: float, seed: int = 0, options: dict | None = None,
+                       calibration=None, calibrate_on_eval: bool = False):
+    """Modelled latency per inference (:mod:`neurodeploy.hardware.latency`) ≤ ``seconds``
+    (``calibration``/``calibrate_on_eval`` as in :func:`assert_accuracy_within`). Returns the report entry's ``latency``."""
     from ..measure.report import fmt_si
 
-    graph, runs, entry = _priced(model, x, target, hardware, seed, options)
+    graph, runs, entry, cal = _priced(model, x, target, hardware, seed, options, calibration, calibrate_on_eval)
     lat = entry["latency"]
     t = lat["per_inference_s"]
     ok = t <= seconds
@@ -256,7 +275,7 @@ def assert_latency_below(model, x, target, hardware=None, *, seconds: float, see
         msg = (f"latency per inference of {runs[target]['label']} is {fmt_si(t, 's')}, above the limit {fmt_si(seconds, 's')} "
                f"({t / seconds:.3g}× the limit): {fmt_si(lat['per_step_s'], 's')} per step × {_steps(x)} steps{where}; "
                f"fewer steps or a faster step (fewer synaptic events on the busiest core/array) would bring it down")
-    reports.check("assert_latency_below", ok, msg, {"per_inference_s": t, "limit_s": seconds}, graph=graph, x=x, runs=runs)
+    reports.check("assert_latency_below", ok, msg, {"per_inference_s": t, "limit_s": seconds, "calibration": cal}, graph=graph, x=x, runs=runs)
     if not ok:
         raise AssertionError(msg)
     return lat

@@ -2,7 +2,8 @@
 
 Options: ``--nd-targets loihi2-emu,rram`` (default: every simulated target available here),
 ``--nd-hardware PROFILE`` (or ``target=profile,...``), ``--nd-report DIR``,
-``--nd-seeds N``. Fixtures: ``nd_target`` (parametrizes a test over the targets),
+``--nd-seeds N``, ``--nd-calibration FILE|N`` / ``--nd-calibrate-on-eval`` (what programs
+that calibrate on data, RRAM's ADC ranges, are calibrated on). Fixtures: ``nd_target`` (parametrizes a test over the targets),
 ``nd_seed`` (over the seeds; with ``nd_target`` only targets that take a seed get more
 than seed 0), ``nd_compile`` (compile a model once per target in the session),
 ``nd_session``. Assertions: :mod:`neurodeploy.testing.assertions`. See docs/testing.md.
@@ -26,6 +27,11 @@ def pytest_addoption(parser):
                 help="hardware profile (name or .toml) for targets of its kind, or target=profile,...")
     g.addoption("--nd-report", default=None, metavar="DIR", help="write each test's reports (JSON + HTML) and an index page to DIR")
     g.addoption("--nd-seeds", default=1, type=int, metavar="N", help="seeds nd_seed runs over (device noise of seeded targets)")
+    g.addoption("--nd-calibration", default=None, metavar="FILE|N",
+                help="calibration inputs (.npy, or .npz with x_cal or x) for programs that calibrate on data (RRAM ADC "
+                     "ranges), or N: hold out the first N samples of each check; without it such checks are refused")
+    g.addoption("--nd-calibrate-on-eval", action="store_true", default=False,
+                help="calibrate data-dependent programs on the checked samples themselves (flagged in the reports)")
 
 
 def pytest_configure(config):
@@ -33,7 +39,7 @@ def pytest_configure(config):
 
     o = config.option
     try:
-        s = Session(o.nd_targets, o.nd_hardware, o.nd_report, o.nd_seeds)
+        s = Session(o.nd_targets, o.nd_hardware, o.nd_report, o.nd_seeds, o.nd_calibration, o.nd_calibrate_on_eval)
         if o.nd_targets:
             s.targets  # noqa: B018 - validate the names now (imports the target registry)
         if o.nd_hardware:

@@ -40,7 +40,7 @@ def check(name: str, ok: bool, message, values: dict, *, graph=None, x=None, lab
         k = len(s.checks.get(test, [])) + 1
         d = s.report_dir / slug(test) / f"{k}-{name}"
         if runs:
-            _write_report(d, graph, x, labels, readout, runs, reference)
+            _write_report(d, graph, x, labels, readout, runs, reference, values.get("calibration"))
             entry["report"] = str((d / "report.html").relative_to(s.report_dir))
         from ..graph.io import write_json
 
@@ -83,7 +83,7 @@ def _summary_row(e: dict) -> dict:
     }
 
 
-def _write_report(d: Path, graph, x, labels, readout, runs: dict, reference) -> None:
+def _write_report(d: Path, graph, x, labels, readout, runs: dict, reference, calibration=None) -> None:
     from .. import __version__
     from ..graph.summary import summarize
     from ..measure.report import jsonable, render_html, write_report
@@ -99,6 +99,7 @@ def _write_report(d: Path, graph, x, labels, readout, runs: dict, reference) -> 
                    "labels": labels is not None, "readout": readout, "raster_sample": 0},
         "graph": summarize(graph), "targets": entries, "reference": reference,
         "summary": [_summary_row(e) for e in entries],
+        **({"calibration": calibration} if calibration is not None else {}),
     })
     check_schema(report)
     write_report(d, report, render_html(report, {t: r["result"] for t, r in runs.items()}))

@@ -2,9 +2,11 @@
 loaded graphs, compiled programs and runs, so a model is compiled once per target (and
 hardware, seed, options) in a session, however many tests use it.
 
-A program whose behaviour depends on the first data it runs (RRAM ADC ranges calibrated
-on the first batch, as ``neurodeploy compare`` does) is cached per input array, so a
-test's numbers never depend on which test ran first. Everything heavy is imported inside
+A program that calibrates on data (RRAM ADC ranges; ``describe()["calibration"]``) is
+calibrated on a split the check does not evaluate (``calibration=`` of the assertion, or
+``--nd-calibration``), never on the checked samples unless asked (``calibrate_on_eval``,
+``--nd-calibrate-on-eval``), and cached per calibration array, so a test's numbers never
+depend on which test ran first. Everything heavy is imported inside
 the methods: importing this module costs nothing.
 """
 
@@ -87,14 +89,46 @@ def fingerprint(x) -> str:
     return h.hexdigest()
 
 
+def parse_calibration(spec):
+    """``--nd-calibration``: an int N (as text or int: hold out the first N samples of each
+    check's input), a ``.npy`` / ``.npz`` file of inputs (an ``.npz`` holds ``x`` or
+    ``x_cal``), an array, or None."""
+    if spec is None or not isinstance(spec, (str, os.PathLike)):
+        return spec
+    import numpy as np
+
+    from ..errors import InputError
+
+    text = str(spec)
+    if text.strip().isdigit():
+        return int(text)
+    p = Path(text)
+    if not p.exists():
+        raise InputError(f"--nd-calibration {text}: no such file (give a .npy/.npz of inputs or a number N of held-out samples)")
+    if p.suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as f:
+            for k in ("x_cal", "x"):
+                if k in f.files:
+                    return f[k]
+            raise InputError(f"--nd-calibration {text}: no array 'x_cal' or 'x' in it (found {', '.join(f.files) or 'nothing'})")
+    raise InputError(f"--nd-calibration {text}: expected a .npy or .npz file, or a number N of held-out samples")
+
+
 class Session:
     """Options of a test session and its caches (see the module docstring)."""
 
-    def __init__(self, targets=None, hardware: str | None = None, report_dir=None, seeds: int = 1):
+    def __init__(self, targets=None, hardware: str | None = None, report_dir=None, seeds: int = 1,
+                 calibration=None, calibrate_on_eval: bool = False):
         from ..errors import InputError
 
         if int(seeds) < 1:
             raise InputError(f"--nd-seeds must be >= 1, got {seeds}")
+        if calibration is not None and calibrate_on_eval:
+            raise InputError("--nd-calibration and --nd-calibrate-on-eval exclude each other")
+        self.calibration = parse_calibration(calibration)
+        self.calibrate_on_eval = bool(calibrate_on_eval)
         self.targets_text = targets
         self.hardware = parse_hardware(hardware)
         self.report_dir = Path(report_dir) if report_dir else None
@@ -145,8 +179,10 @@ class Session:
         return load_profile(hardware) if isinstance(hardware, (str, os.PathLike)) else hardware
 
     # ------------------------------------------------------------------ compile and run
-    def program(self, graph, target: str, profile=None, seed: int = 0, options: dict | None = None, x=None):
-        """The compiled program (cached; see the module docstring for data-dependent ones)."""
+    def program(self, graph, target: str, profile=None, seed: int = 0, options: dict | None = None, x=None,
+                cal=None):
+        """The compiled program (cached; see the module docstring for data-dependent ones:
+        keyed by the calibration data ``cal`` when given, else by ``x``)."""
         from .. import compile as nd_compile
 
         options = dict(options or {})
@@ -154,23 +190,56 @@ class Session:
             options.setdefault("seed", int(seed))
         self._pinned[id(graph)] = graph
         base = (id(graph), target, getattr(profile, "name", None), _freeze(options))
-        xkey = fingerprint(x) if x is not None else None
+        xkey = ("calibration", fingerprint(cal.x)) if cal is not None and cal.x is not None else (
+            fingerprint(x) if x is not None else None)
         for key in (base, (base, xkey)):
             if key in self._programs:
                 return self._programs[key]
         hw = profile if compiles_for(target, profile) else None
         prog = nd_compile(graph, target, hardware=hw, **options)
         cal = prog.describe().get("calibration") or {}
-        data_dependent = bool(cal) and not cal.get("calibrated", True)  # calibrates on the first batch it runs
+        data_dependent = bool(cal) and not cal.get("calibrated", True)  # its settings depend on the data it is given
         self._programs[(base, xkey) if data_dependent else base] = prog
         return prog
 
-    def run(self, graph, target: str, x, profile=None, seed: int = 0, options: dict | None = None):
-        """(program, RunResult) of ``x`` on ``target``, every node recorded (cached)."""
-        prog = self.program(graph, target, profile, seed, options, x)
+    def calibration_for(self, x, labels=None, calibration=None, calibrate_on_eval: bool = False, where: str = "calibration="):
+        """(x, labels, Calibration) of a check: ``calibration`` (inputs, or N: the first N
+        samples of ``x`` held out and not checked), else ``--nd-calibration``, else none;
+        ``calibrate_on_eval`` (or ``--nd-calibrate-on-eval``): the checked samples themselves,
+        flagged as not disjoint (:func:`neurodeploy.measure.calibration.split`)."""
+        from ..measure.calibration import split
+
+        on_eval = bool(calibrate_on_eval) or (calibration is None and self.calibrate_on_eval)
+        if calibration is None and not on_eval and self.calibration is not None:
+            calibration, where = self.calibration, "--nd-calibration"
+        if on_eval:
+            import warnings
+
+            warnings.warn("neurodeploy check calibrates on the samples it checks (calibrate_on_eval / "
+                          "--nd-calibrate-on-eval): the checked data shape the hardware model; the report says "
+                          "'disjoint': false", UserWarning, stacklevel=3)
+        return split(x, labels, calibration, on_eval=on_eval, where=where if not on_eval else "calibration=")
+
+    def run(self, graph, target: str, x, profile=None, seed: int = 0, options: dict | None = None, cal=None):
+        """(program, RunResult) of ``x`` on ``target``, every node recorded (cached). A
+        program that calibrates on data (``describe()["calibration"]["needs_data"]``) gets
+        ``cal`` (a :class:`neurodeploy.measure.calibration.Calibration`) through its
+        calibration run option; without one it is refused (InputError), never calibrated on ``x``."""
+        from ..errors import InputError
+        from ..measure.calibration import run_options
+
+        prog = self.program(graph, target, profile, seed, options, x, cal)
+        try:
+            opts = run_options(prog.describe(), cal, target)
+        except InputError:
+            raise InputError(f"{target}: the program calibrates on data (describe()['calibration'], e.g. ADC ranges) "
+                             "and the check has none apart from the data it checks: pass calibration=x_cal (inputs never checked) "
+                            "or calibration=N (hold out the first N samples), or run pytest with --nd-calibration "
+                            "FILE.npy|N; calibrate_on_eval=True / --nd-calibrate-on-eval calibrates on the checked "
+                            "samples (flagged in the report)") from None
         key = (id(prog), fingerprint(x))
         if key not in self._runs:
-            self._runs[key] = prog.run(x, record="all")
+            self._runs[key] = prog.run(x, record="all", **opts)
         return prog, self._runs[key]
 
     # ------------------------------------------------------------------ report bookkeeping
