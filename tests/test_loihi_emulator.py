@@ -172,10 +172,11 @@ def test_counts_are_exact():
     prog = EmulatorTarget().compile(g)
     x = spikes(6, 2, 12, (8,), p=0.5)
     r = prog.run(x, record="all")
-    syn = prog.synapses[0]
-    fan = (syn.weights != 0).sum(0)
-    assert r.counts[syn.name]["synaptic_events"] == int(((x.reshape(-1, 8) != 0).astype(np.int64) @ fan).sum())
-    assert r.counts[syn.name]["dense_synops"] == syn.weights.size * 2 * 12
+    parts = [s for s in prog.synapses if s.nodes == ("fc0",)]  # weight_sign split: ':exc' and ':inh'
+    assert [s.name for s in parts] == ["fc0:exc", "fc0:inh"]
+    fan = sum((s.weights != 0) for s in parts).sum(0)  # the NIR matrix's nonzeros, counted once
+    assert r.counts["fc0"]["synaptic_events"] == int(((x.reshape(-1, 8) != 0).astype(np.int64) @ fan).sum())
+    assert r.counts["fc0"]["dense_synops"] == parts[0].weights.size * 2 * 12  # the NIR matrix, not per part
     assert r.counts["n0"]["spikes"] == int(r.records["n0"].sum())
     assert r.counts["n0"]["neuron_updates"] == 6 * 2 * 12
 

@@ -124,10 +124,23 @@ def test_conv_kernel_recovers_the_kernel_and_rejects_other_matrices(geo):
     assert conv_kernel(bad, geo) is None
 
 
+def _by_matrix(prog, value) -> dict:
+    """{synapse name without the ':exc'/':inh' suffix of weight_sign='split': value(s)}, both
+    halves of a split matrix asserted equal."""
+    out = {}
+    for s in prog.synapses:
+        if s.src == BIAS_NEURON:
+            continue
+        v, key = value(s), s.name.split(":")[0]
+        assert out.get(key, v) == v, (s.name, v, out[key])
+        out[key] = v
+    return out
+
+
 def test_conv_geometry_kept_in_program_and_saved(tmp_path):
     g = conv_stack_net(1, "pool-conv")
     prog = quantize(g)
-    geo = {s.name: s.conv for s in prog.synapses}
+    geo = _by_matrix(prog, lambda s: s.conv)
     assert geo["conv1"]["kernel"] == [3, 3] and geo["conv1"]["padding"] == [1, 1]
     # SumPool 2 then conv 3×3 p1: one 6×6 conv, stride 2, padding 2, the conv's groups
     assert geo["conv2"] == {"in_shape": [4, 8, 6], "out_shape": [4, 4, 3], "kernel": [6, 6], "stride": [2, 2],
@@ -143,10 +156,10 @@ def test_conv_geometry_kept_in_program_and_saved(tmp_path):
 def test_conv_geometry_only_where_the_matrix_is_one_convolution():
     # odd height: the pooling drops the last row, the composed conv would read it
     prog = quantize(conv_stack_net(1, "odd-pool"))
-    assert {s.name: s.conv is not None for s in prog.synapses} == {"conv1": True, "conv2": False, "fc": False}
+    assert _by_matrix(prog, lambda s: s.conv is not None) == {"conv1": True, "conv2": False, "fc": False}
     # per-position thresholds give per-position weights into lif1: no single kernel
     prog = quantize(conv_stack_net(1, "pool-conv", per_position=True))
-    assert {s.name: s.conv is not None for s in prog.synapses} == {"conv1": False, "conv2": True, "fc": False}
+    assert _by_matrix(prog, lambda s: s.conv is not None) == {"conv1": False, "conv2": True, "fc": False}
 
 
 # ---------------------------------------------------------------------------------------
@@ -273,7 +286,7 @@ def test_skip_connections_lag_equally_and_are_exact_shifts():
     lag = prog.describe()["lag"]
     assert lag == {"n0": 1, "n1": 2, "n2": 3, "ro": 4, "out": 4}
     assert all(isinstance(v, int) for v in lag.values())
-    pad = {s.name: s.lag_delay for s in prog.synapses if s.src != BIAS_NEURON}
+    pad = _by_matrix(prog, lambda s: s.lag_delay)
     assert pad == {"fc0": 0, "fc1": 0, "fc2": 0, "skip": 2, "res": 1, "fco": 0}
     assert prog.report["lags"] == {k: v for k, v in lag.items() if k != "out"} | {"in": 0}
     zero, alone = EmulatorTarget().compile(skip_net(4, long_path=False)), EmulatorTarget().compile(skip_only_net(4))
@@ -318,8 +331,8 @@ def test_loop_through_two_layers_is_refused_unless_allowed():
 def test_self_loops_keep_nirs_delay_and_are_not_refused():
     prog = EmulatorTarget().compile(biased_cuba_net(1, recurrent=True))
     assert prog.report["loops"] == [] and "loop_delays" not in prog.run(spikes(0, 1, 5, 8)).info
-    rec = [s for s in prog.synapses if s.name == "rec"][0]
-    assert rec.src == rec.dst == "n1" and rec.delays is None  # one synapse: one step, as in NIR
+    rec = [s for s in prog.synapses if s.name.split(":")[0] == "rec"]
+    assert rec and all(r.src == r.dst == "n1" and r.delays is None for r in rec)  # one step, as in NIR
 
 
 def test_bias_neuron_and_lag_delays_survive_save_and_load(tmp_path):
@@ -346,10 +359,12 @@ def test_weight_sign_split_keeps_the_synapses_and_gains_a_bit():
     nonzero connections; each mantissa may be odd (Lava's mixed mode keeps only even ones),
     so the weight error is at most half a unit of the exponent instead of one."""
     g = biased_cuba_net(3)
-    mixed, split = quantize(g, max_delay=63), quantize(g, max_delay=63, weight_sign="split")
+    mixed, split = quantize(g, max_delay=63, weight_sign="mixed"), quantize(g, max_delay=63, weight_sign="split")
+    checked = 0
     for s in mixed.synapses:
         if s.src == BIAS_NEURON or sign_of(s) != "mixed":
             continue
+        checked += 1
         exc, inh = (next(t for t in split.synapses if t.name == s.name + suf) for suf in (":exc", ":inh"))
         assert exc.weights.min() >= 0 and inh.weights.max() <= 0
         assert np.array_equal((exc.weights != 0) | (inh.weights != 0), s.weights_f != 0)
@@ -357,6 +372,14 @@ def test_weight_sign_split_keeps_the_synapses_and_gains_a_bit():
         for t in (exc, inh):
             err = np.abs(t.weights * 2.0**t.weight_exp - t.weights_f / 64)
             assert err.max() <= 0.5 * 2.0**t.weight_exp + 1e-9
+    assert checked >= 2
+    # the default ("auto") splits, except in the netx-compatible lowering (one matrix per netx layer)
+    names = lambda p: [t.name for t in p.synapses]  # noqa: E731
+    assert names(quantize(g, max_delay=63)) == names(split)
+    assert split.report["options"]["weight_sign"] == "split"
+    zero = quantize(g, max_delay=63, weight_exp="zero")
+    assert names(zero) == names(quantize(g, max_delay=63, weight_exp="zero", weight_sign="mixed"))
+    assert zero.report["options"]["weight_sign"] == "mixed" and not any(":" in n for n in names(zero))
     with pytest.raises(InputError, match="weight_sign must be"):
         quantize(g, weight_sign="both")
 

@@ -282,7 +282,7 @@ def register(app: typer.Typer) -> None:
         calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
         calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
         device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
-        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=split on the Loihi targets)."),
+        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=mixed on the Loihi targets)."),
         attribute: bool = typer.Option(False, "--attribute", help="Also measure the accuracy cost of each non-ideality (alone and all but it) over --seeds device seeds."),
         seeds: int = typer.Option(3, "--seeds", help="Device seeds for --attribute."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -333,7 +333,7 @@ def register(app: typer.Typer) -> None:
         calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration data for targets that calibrate on data (ADC ranges): a .npz with x, or N (the first N samples, held out and not evaluated). Default: the input's x_train, else none."),
         calibrate_on_eval: bool = typer.Option(False, "--calibrate-on-eval", help="Calibrate on the evaluated samples themselves (flagged in the report as not disjoint)."),
         device_param: Optional[List[str]] = typer.Option(None, "--device-param", help="KEY=VALUE device parameter (repeatable; the names of sweep --param device.<field>), e.g. read_time=2592000."),
-        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=split on the Loihi targets)."),
+        compile_option: Optional[List[str]] = typer.Option(None, "--compile-option", help="KEY=VALUE compile option of the target (repeatable; e.g. allow_loop_delay=true, bias=synapse, weight_sign=mixed on the Loihi targets)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     ):
         """Run a model on several targets; tabulate accuracy, spikes, energy and agreement with the reference."""

@@ -32,8 +32,9 @@ def register(app: typer.Typer) -> None:
                                                    "on Loihi); their extra delay goes into quantization.json."),
         bias: str = typer.Option("auto", help="auto (bias neuron only into decaying currents) | synapse (every bias "
                                               "through the bias neuron, from each layer's lag on)."),
-        weight_sign: str = typer.Option("mixed", help="mixed (Lava's mixed sign mode) | split (excitatory + "
-                                                      "inhibitory synapses: 8-bit weight magnitudes)."),
+        weight_sign: str = typer.Option("auto", help="auto (split; mixed with --weight-exp zero) | mixed (Lava's "
+                                                     "mixed sign mode) | split (excitatory + inhibitory synapses: "
+                                                     "8-bit weight magnitudes)."),
     ):
         """Quantize a model for Loihi 2 and write the program, netx file and reports."""
         from ...cli import console, load_model

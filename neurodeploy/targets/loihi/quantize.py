@@ -716,7 +716,7 @@ def _early_bias(pops, lag) -> dict[str, int]:
 
 def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max: int = 1 << 13,
              max_delay: int | None = None, profile: str = "", bias: str = "auto",
-             allow_loop_delay: bool = False, weight_sign: str = "mixed") -> LoihiProgram:
+             allow_loop_delay: bool = False, weight_sign: str = "auto") -> LoihiProgram:
     """Quantize ``graph`` for Loihi 2. ``weight_exp``: "auto" (per-synapse exponent for the
     most precision) or "zero" (exponent 0 everywhere, as lava-dl netx files need).
     ``max_delay``: the hardware profile's (``profile``) longest synaptic delay in steps
@@ -728,14 +728,18 @@ def quantize(graph, *, weight_exp: str = "auto", vth: int | None = None, vth_max
     neuron: exact after the lag). ``allow_loop_delay``: accept loops that take more steps
     on Loihi than in NIR (reported in ``report["loops"]``) instead of refusing them.
     ``weight_sign``: "mixed" (one synapse per matrix, Lava's mixed sign mode: even
-    mantissas) or "split" (a mixed-sign matrix as excitatory + inhibitory synapses: one
-    more bit of weight precision; convolution kernels stay mixed)."""
+    mantissas), "split" (a mixed-sign matrix as excitatory + inhibitory synapses: one
+    more bit of weight precision, the same nonzero synapses; convolution kernels stay mixed)
+    or "auto" (default: "split", except "mixed" with ``weight_exp="zero"``, the netx-compatible
+    lowering, since a netx layer holds one matrix)."""
     if weight_exp not in ("auto", "zero"):
         raise UnsupportedError(f"weight_exp must be 'auto' or 'zero', got {weight_exp!r}")
     if bias not in ("auto", "synapse"):
         raise InputError(f"bias must be 'auto' or 'synapse', got {bias!r}")
-    if weight_sign not in ("mixed", "split"):
-        raise InputError(f"weight_sign must be 'mixed' or 'split', got {weight_sign!r}")
+    if weight_sign not in ("auto", "mixed", "split"):
+        raise InputError(f"weight_sign must be 'auto', 'mixed' or 'split', got {weight_sign!r}")
+    if weight_sign == "auto":
+        weight_sign = "mixed" if weight_exp == "zero" else "split"
     neurons = [n for n in graph.order if isinstance(graph.nodes[n], NEURON_TYPES)]
     if graph.reset == "subtract" and any(isinstance(graph.nodes[n], (nir.LIF, nir.CubaLIF, nir.IF)) for n in neurons):
         raise UnsupportedError("reset 'subtract' is not supported: Loihi 2's LIF resets v to 0 (use reset='zero')")

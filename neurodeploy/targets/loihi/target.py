@@ -20,8 +20,9 @@ QUANTIZE_OPTIONS = {
             "after the lag)",
     "allow_loop_delay": "accept loops through several synapses, which take more steps on Loihi than NIR's one "
                         "(default False: UnsupportedError naming the loop); their extra delay is reported",
-    "weight_sign": "mixed (one synapse per matrix: Lava's mixed sign mode, even mantissas) | split (a mixed-sign "
-                   "matrix as excitatory + inhibitory synapses: 8 bits of weight magnitude instead of 7)",
+    "weight_sign": "auto (default: split, but mixed with weight_exp=zero, the netx-compatible lowering) | mixed (one "
+                   "synapse per matrix: Lava's mixed sign mode, even mantissas) | split (a mixed-sign matrix as "
+                   "excitatory + inhibitory synapses: 8 bits of weight magnitude instead of 7, same nonzero synapses)",
 }
 #: the constants a program keeps from its profile (those the profile has)
 HARDWARE_KEYS = ("weight_bits", "state_bits", "delay_bits", "max_delay")
@@ -40,7 +41,7 @@ def loihi_profile(hardware, target: str):
 
 def compile_program(graph, hardware, target: str, weight_exp: str = "auto", vth: int | None = None,
                     vth_max: int = 1 << 13, chips: int | None = None, bias: str = "auto",
-                    allow_loop_delay: bool = False, weight_sign: str = "mixed") -> LoihiProgram:
+                    allow_loop_delay: bool = False, weight_sign: str = "auto") -> LoihiProgram:
     """Quantize ``graph`` against the profile; with an explicit ``hardware`` or ``chips``
     also map it onto cores (``program.mapping``; FitError if it does not fit)."""
     from .mapping import has_core_limits, map_program
