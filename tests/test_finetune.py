@@ -95,15 +95,16 @@ def test_ste_forward_weights_are_the_loihi_emulators():
     loihi = grid.program  # the quantizer's program of the same weights
     emu = nd.compile(g, "loihi2-emu")  # what the emulator runs
     ratios, _ = grid.decays(loihi)
+    assert any(s.name.endswith(":inh") for s in loihi.synapses)  # the quantizer's default splits mixed-sign matrices
     for s in loihi.synapses:
         (node,) = s.nodes
         w = np.asarray(g.nodes[node].weight, np.float64)
         wq = step.weights[node][0].detach().double().numpy()
-        nz = w != 0
+        nz = np.asarray(s.weights_f) != 0  # the entries this synapse (or split part) carries
         rv, ru = ratios[s.dst]
         # the forward weight delivers Loihi's integer input: w_q/w = mant·2^e·64 / (float w in v units)
-        want = np.asarray(s.weights) * 2.0 ** s.weight_exp * 64 / np.asarray(s.weights_f)
-        np.testing.assert_allclose((wq[nz] / w[nz]) * rv * ru, want[nz], rtol=1e-6)
+        want = np.asarray(s.weights)[nz] * 2.0 ** s.weight_exp * 64 / np.asarray(s.weights_f)[nz]
+        np.testing.assert_allclose((wq[nz] / w[nz]) * rv * ru, want, rtol=1e-6)
     # and those mantissas are the ones the emulator runs
     emu_w = {s.name: (np.asarray(s.weights), s.weight_exp) for s in emu.synapses}
     assert all(np.array_equal(emu_w[s.name][0], s.weights) and emu_w[s.name][1] == s.weight_exp for s in loihi.synapses)
@@ -185,3 +186,38 @@ def test_cli_writes_the_tuned_graph(tmp_path, capsys):
         np.testing.assert_array_equal(a.nodes[n].weight, b.nodes[n].weight)
     text = capsys.readouterr().out
     assert "before: loihi2-emu accuracy" in text and "after: loihi2-emu accuracy" in text
+
+
+def test_rram_clip_bound_is_a_scale_the_target_programs_with_and_rounds_finer():
+    """The bound is window × a power of two inside which the target's own programming picks
+    that scale, and on a levels-only device the clipped weights are programmed closer to the
+    loaded ones than the unclipped weights are (the grid of a max|w| just above a power of
+    two is twice as coarse as it needs to be)."""
+    from neurodeploy.targets.rram.crossbar import Crossbar
+    from neurodeploy.targets.rram.device import DeviceConfig, make_generator, weight_scale
+    from neurodeploy.training.effects import clip_bound
+
+    cfg = DeviceConfig.from_profile("rram_40nm_worstcase").keep(["levels"])
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 64, generator=g, dtype=torch.float64) * 0.1
+    w[0, 0] = 1.01 * cfg.window * weight_scale(float(w.abs().max()), cfg) / 2  # one weight just above a power of two
+    c = clip_bound(w, cfg)
+    s = weight_scale(c, cfg)
+    assert c < cfg.window * s and c > cfg.window * s * (1 - 1e-5)  # just inside window × s
+    clipped = w.clamp(-c, c)
+    assert weight_scale(float(clipped.to(torch.float32).abs().max()), cfg) == s < weight_scale(float(w.abs().max()), cfg)
+    err = lambda v: float(((Crossbar.program(v, cfg, make_generator(0)).weight64 - w) ** 2).mean())  # noqa: E731
+    assert err(clipped) < err(w)
+
+
+def test_rram_validation_devices_are_never_trained_on():
+    from neurodeploy.training.effects import VAL_DEVICES, RRAMDevice
+
+    g = nd.load(MODEL)
+    eff = RRAMDevice(g, "rram_40nm_worstcase", seeds=train_seeds(8, (0, 1, 2)))
+    trained = {next(eff._cycle) for _ in range(40)}
+    assert len(eff.val_seeds) == VAL_DEVICES and trained == set(train_seeds(8, (0, 1, 2))) - set(eff.val_seeds)
+    v = eff.validation()
+    assert [next(v._cycle) for _ in range(VAL_DEVICES)] == eff.val_seeds == [next(eff.validation()._cycle) for _ in range(1)] + eff.val_seeds[1:]
+    with pytest.raises(InputError, match="at least 4"):
+        RRAMDevice(g, "rram_40nm_worstcase", seeds=train_seeds(3, (0, 1, 2)))

@@ -8,7 +8,9 @@ node, optional hardware ops that give the synapses' forward values, optional dec
   the Loihi target's own quantizer (:func:`..targets.loihi.quantize.quantize`, as
   ``loihi2-emu`` compiles it); each weight and bias used in the forward pass is the value
   its mantissa (and exponent, and the population's state scale) stands for, with a
-  straight-through estimator (``w + (w_q − w).detach()``). The decays are Loihi's
+  straight-through estimator (``w + (w_q − w).detach()``); a matrix the quantizer splits
+  into parts (``weight_sign="split"``: excitatory and inhibitory synapses) is the sum of its
+  parts' values. The decays are Loihi's
   (``dv/4096``, ``(du+1)/4096``) and the weights are read back through the same gains, so
   ``a_q·r·w_q`` is Loihi's input exactly; thresholds are exact on Loihi by construction
   (the state scale is ``64·vth/θ``), so the grid of θ is the grid of the weights.
@@ -99,15 +101,21 @@ class LoihiGrid:
         pops = {p.name: p for p in prog.populations}
         ratios, decays = self.decays(prog)
         wb = {n: [d["weight"], d.get("bias")] for n, d in vals.items()}
-        done = set()
-        for s in prog.synapses:
+        wq: dict = {}
+        for s in prog.synapses:  # a node's parts (weight_sign="split": :exc and :inh) add up
             node = self._single(g, s)
             pop, m = pops[s.dst], _neuron_model(g, s.dst)
             rv, ru = ratios[s.dst]
             factor = m["gain"] * rv * ru * pop.scale / 64.0  # a_in units per NIR weight unit
-            wq = np.asarray(s.weights, np.float64) * 2.0 ** s.weight_exp / np.where(factor == 0, 1, factor)[:, None]
-            wb[node][0] = _ste(vals[node]["weight"], wq.reshape(np.shape(g.nodes[node].weight)))
-            done.add(node)
+            part = np.asarray(s.weights, np.float64) * 2.0 ** s.weight_exp / np.where(factor == 0, 1, factor)[:, None]
+            wq[node] = wq[node] + part if node in wq else part
+        for node, w in wq.items():
+            wb[node][0] = _ste(vals[node]["weight"], w.reshape(np.shape(g.nodes[node].weight)))
+        done = set(wq)
+        for node in done:
+            s = next(t for t in prog.synapses if t.nodes == (node,))
+            pop, m = pops[s.dst], _neuron_model(g, s.dst)
+            rv, ru = ratios[s.dst]
             b = vals[node].get("bias")
             if b is not None and m["bias_gain"] is not None:
                 biased = _bias_into(g, s.dst)[1]
@@ -132,6 +140,34 @@ class LoihiGrid:
         return s.nodes[0]
 
 
+#: device seeds (the first of the finetune seeds) model selection validates on; never trained on
+VAL_DEVICES = 3
+#: candidate conductance scales below the one max|w| needs, for :func:`clip_bound`
+CLIP_OCTAVES = 3
+
+
+def clip_bound(w: torch.Tensor, config) -> float:
+    """The weight bound ``c = window · s`` (``s`` a power of two, as
+    :func:`..targets.rram.device.weight_scale` picks it) that minimizes the mean squared
+    error of ``w`` clipped to ±c and rounded to the ``levels`` states of the window (the
+    4-level grid of a weight just above a power of two is twice as coarse as it needs to
+    be; clipping the few largest weights halves it). Candidates: the scale max|w| needs and
+    the :data:`CLIP_OCTAVES` below it. Returned slightly inside ±c so the float32 graph
+    programs with scale ``s`` exactly."""
+    from ..targets.rram.device import weight_scale
+
+    a = w.abs().reshape(-1)
+    s0 = weight_scale(float(a.max()), config)
+    best = None
+    for k in range(CLIP_OCTAVES + 1):
+        c = config.window * s0 / 2 ** k
+        step = c / (config.levels - 1)
+        err = float(((torch.round(a.clamp(max=c) / step) * step - a) ** 2).mean())
+        if best is None or err < best[0]:
+            best = (err, c)
+    return best[1] * (1 - 2 ** -20)
+
+
 class RRAMDevice:
     """The RRAM device model in the forward pass, a fresh device seed per pass (see the
     module docstring). ``seeds``: the training device seeds, cycled."""
@@ -148,20 +184,36 @@ class RRAMDevice:
         self.graph = graph
         self.config, self.hardware_name = resolve_config(hardware, options.get("config"))
         self.sparse = options.get("sparse", "auto")
-        self.seeds = list(seeds)
-        if not self.seeds:
-            raise InputError("finetune on rram: no training device seeds")
+        seeds = list(seeds)
+        if len(seeds) <= VAL_DEVICES:
+            raise InputError(f"finetune on rram: {len(seeds)} training device seed(s); at least {VAL_DEVICES + 1} are "
+                             f"needed (the first {VAL_DEVICES} are the validation devices of model selection)")
+        self.val_seeds, self.seeds = seeds[:VAL_DEVICES], seeds[VAL_DEVICES:]
         self._cycle = itertools.cycle(self.seeds)
         self.dtype, self.device = dtype, device
 
-    def validation(self, n: int = 3) -> "RRAMDevice":
-        """The same device model cycling the first ``n`` training seeds from the start (a
-        fixed set for model selection: every validation pass sees the same devices)."""
+    def validation(self) -> "RRAMDevice":
+        """The same device model cycling the validation seeds from the start (a fixed set
+        for model selection: every validation pass sees the same devices, none of which
+        training programs)."""
         v = RRAMDevice.__new__(RRAMDevice)
         v.__dict__.update(self.__dict__)
-        v.seeds = self.seeds[:n]
+        v.seeds = list(self.val_seeds)
         v._cycle = itertools.cycle(v.seeds)
         return v
+
+    @property
+    def passes(self) -> int:
+        """Validation passes over the validation split: one per validation device."""
+        return len(self.val_seeds)
+
+    def bounds(self, vals) -> dict[str, float]:
+        """{synapse: c}: the weight range each synapse is clipped to during training
+        (:func:`clip_bound`, from the loaded weights), so the conductance scale the target
+        derives from max|w| stays the one chosen."""
+        if self.config.levels is None or self.config.slices > 1:
+            return {}
+        return {n: clip_bound(d["weight"].detach().to(torch.float64), self.config) for n, d in vals.items()}
 
     def program(self, vals, seed: int):
         from ..targets.rram.program import RRAMProgram

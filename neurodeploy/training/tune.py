@@ -72,26 +72,46 @@ def _spiking_output(graph) -> bool:
 
 
 def _accuracy(sim, effect, x, y, spiking, batch=512) -> float:
-    """Accuracy of the simulation under ``effect`` (its validation copy where it has one:
-    the same devices every time)."""
+    """Accuracy of the simulation under ``effect``, averaged over its validation devices
+    where it has them (its validation copy: the same devices every time, one pass over
+    ``x`` each; with batches of ``batch`` one device per batch, so keep ``batch`` ≥ len(x))."""
+    passes = getattr(effect, "passes", 1)
     effect = effect.validation() if hasattr(effect, "validation") else effect
     hits = 0
     with torch.no_grad():
-        for i in range(0, len(y), batch):
-            out = sim(x[i:i + batch], effect)[sim.graph.outputs[0]]
-            hits += int((readout_scores(out, spiking).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
-    return hits / len(y)
+        for _ in range(passes):
+            for i in range(0, len(y), batch):
+                out = sim(x[i:i + batch], effect)[sim.graph.outputs[0]]
+                hits += int((readout_scores(out, spiking).argmax(1).cpu().numpy() == y[i:i + batch]).sum())
+    return hits / (passes * len(y))
 
 
-def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, seeds=64, *,
-             eval_seeds: Sequence[int] = (0, 1, 2), lr: float = 1e-3, batch_size: int = 64, options=None,
-             seed: int = 0, device: str = "cpu", log: Callable[[dict], None] | None = None):
+def _clipper(sim, effect, clip: bool):
+    """A function clamping each synapse's weight to the effect's training bounds (none
+    without ``clip`` or bounds); applied once before training and after every step."""
+    vals = sim.values()
+    bounds = effect.bounds(vals) if clip and hasattr(effect, "bounds") else {}
+
+    def apply():
+        with torch.no_grad():
+            for n, c in bounds.items():
+                vals[n]["weight"].clamp_(-c, c)
+    return apply, bounds
+
+
+def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, seeds=256, *,
+             eval_seeds: Sequence[int] = (0, 1, 2), lr: float = 2e-3, batch_size: int = 64, options=None,
+             clip: bool = True, schedule: str = "cosine", seed: int = 0, device: str = "cpu",
+             log: Callable[[dict], None] | None = None):
     """Fine-tune ``graph`` (anything :func:`neurodeploy.load` accepts) for ``target`` on
     ``data`` ("digits", a .npz, a :class:`.data.Splits` or ((x_train, y_train), (x_test,
     y_test))); returns the tuned Graph (save it with :func:`neurodeploy.save`).
     ``seeds``: training device seeds (int N or a list; disjoint from ``eval_seeds``);
     ``options``: the target's options that shape the effect (rram: ``config``; Loihi:
-    ``weight_exp``, ``vth``, ``vth_max``); ``log(record)`` is called after every epoch."""
+    ``weight_exp``, ``vth``, ``vth_max``); ``clip``: rram, clamp each layer's weights to
+    the conductance range :func:`.effects.clip_bound` picks (the finer 4-level grid);
+    ``schedule``: "cosine" (the learning rate decays to 0 over the run) or "constant";
+    ``log(record)`` is called after every epoch."""
     from .. import load
     from ..graph import Graph
     from .simulate import Simulator
@@ -102,14 +122,21 @@ def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, 
                          f"{len(graph.outputs)}")
     if not (isinstance(epochs, int) and epochs >= 0):
         raise InputError(f"finetune: epochs must be an integer >= 0, got {epochs!r}")
+    if schedule not in ("cosine", "constant"):
+        raise InputError(f"finetune: schedule must be 'cosine' or 'constant', got {schedule!r}")
     sp = splits(data, seed)
     effect = make_effect(target, graph, hardware, options, train_seeds(seeds, eval_seeds), device)
     torch.manual_seed(seed)
     sim = Simulator(graph, device=device)
     opt = torch.optim.Adam(sim.parameters(), lr=lr)
-    spiking = _spiking_output(graph)
-    best = (_accuracy(sim, effect, *sp.val, spiking), sim.numpy_values())
     (xtr, ytr), gen = sp.train, np.random.default_rng(seed)
+    steps = max(1, epochs * -(-len(ytr) // batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda k: 0.5 * (1 + np.cos(np.pi * k / steps))) if schedule == "cosine" else (lambda k: 1.0))
+    spiking = _spiking_output(graph)
+    clamp, bounds = _clipper(sim, effect, clip)
+    best = (_accuracy(sim, effect, *sp.val, spiking), sim.numpy_values())  # the loaded graph, unclipped
+    clamp()
     for epoch in range(epochs):
         perm = gen.permutation(len(ytr))
         for i in range(0, len(ytr), batch_size):
@@ -119,6 +146,8 @@ def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, 
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
+            clamp()
         val = _accuracy(sim, effect, *sp.val, spiking)
         if val > best[0]:
             best = (val, sim.numpy_values())
