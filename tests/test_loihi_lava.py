@@ -90,6 +90,16 @@ def test_emulator_matches_lava_fixed_pt(kind, seed, kw):
         assert any(s.src == s.dst for s in prog.synapses)
 
 
+def _by_synapse(processes: dict) -> dict:
+    """{synapse: Lava process}, the two parts of a weight_sign='split' synapse (``name:exc``,
+    ``name:inh``) folded into one entry (both parts must have become the same process)."""
+    out: dict = {}
+    for k, v in processes.items():
+        base = k.rsplit(":", 1)[0] if k.endswith((":exc", ":inh")) else k
+        assert out.setdefault(base, v) == v, f"{k} is {v}, its other part {out[base]}"
+    return out
+
+
 CONV_EXPECT = {  # synapse → Lava process (the Program keeps every synapse as a full matrix too)
     "pool-conv": {"conv1": "Conv", "conv2": "Conv", "fc": "Dense"},  # SumPool 2 + conv 3×3 → one 6×6/2 Conv
     "strided": {"conv1": "Conv", "flat2": "Conv", "fc": "Dense"},  # 3×2 stride 2; dilation 2 into a flat layer
@@ -107,7 +117,7 @@ def test_conv_nets_through_lava_conv_match_emulator(variant, seed):
     the emulator's unrolled matrices at every step, for every population."""
     graph = conv_stack_net(seed, variant)
     prog, emu, total, lav = _compare(graph, seed, lava_kw={})
-    assert lav.info["processes"] == CONV_EXPECT[variant]
+    assert _by_synapse(lav.info["processes"]) == CONV_EXPECT[variant]
     for p in prog.populations:
         if p.spiking:
             assert emu.records[p.name].sum() > 0, f"{p.name} never spiked: the comparison would be vacuous"
@@ -149,11 +159,57 @@ def test_conv_fallbacks_are_reported():
     prog = EmulatorTarget().compile(conv_stack_net(1, "pool-conv"))
     prog.synapses[1].weight_exp = -1  # as quantize gives a weak conv next to a strong synapse
     plan = LavaProgram(prog).lowering()
-    assert plan.processes() == {"conv1": "Conv", "conv2": "Dense", "fc": "Dense"}
+    assert _by_synapse(plan.processes()) == {"conv1": "Conv", "conv2": "Dense", "fc": "Dense"}
     assert "weight_exp = -1" in plan.synapses[1].reason
     assert plan.shapes["lif2"] == (48,) and plan.shapes["lif1"] == (6, 8, 4)
     off = LavaProgram(prog, conv=False).lowering()
     assert set(off.processes().values()) == {"Dense"} and off.perms["lif1"] is None
+
+
+def test_file_readback_equals_lavas_own_sinks():
+    """The file recorders (an InPort / a RefPort to v, saved at the last step) give what
+    Lava's RingBuffer and Monitor give through Var.get, spikes and potentials, every layer."""
+    from neurodeploy.targets.loihi.lava import run_sample
+
+    graph = conv_stack_net(2, "pool-conv")
+    prog = EmulatorTarget().compile(graph)
+    x = {"in": spikes(3, 1, 8, graph.shapes["in"], p=0.4)[0].reshape(8, -1).T}
+    pops = [p.name for p in prog.populations]
+    var, file = (run_sample(prog, x, 8, probe_v=pops, readback=rb, timeout=120) for rb in ("var", "file"))
+    assert var[0].keys() == file[0].keys() == {"lif1", "lif2"} and var[1].keys() == file[1].keys() == set(pops)
+    for got, want in ((file[0], var[0]), (file[1], var[1])):
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    assert all(var[0][k].sum() > 0 for k in var[0]) and all(np.any(var[1][k]) for k in var[1])
+
+
+def test_dvs_sized_net_matches_lava():
+    """Issue 11's DVS-gesture-sized CNN (2×128×128, conv 16@5×5/2, 32@3×3/2, 64@3×3/2, fc
+    11: three Lava Conv processes, 102 859 neurons): one sample (10 % input spikes) of 7 steps
+    (the readout lags 4, and lif2 first spikes at step 5: 314 of 12 544) is identical in Lava and the emulator — spikes, potentials and counts of
+    every layer. Read back through files: Lava's Var.get took ~80 of the 89 s this used to
+    take (one message per element); now ~7 s in Lava on a 2-core CPU."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from nets import dvs_gesture_net
+
+    from neurodeploy.targets.loihi.lava import LavaProgram
+
+    graph, steps = dvs_gesture_net(), 7
+    prog = EmulatorTarget().compile(graph)
+    x = spikes(9, 1, steps, graph.shapes["in"], p=0.1)
+    emu = prog.run(x, record="all", record_states=True)
+    lava = LavaProgram(prog, "fixed_pt", timeout=180, readback="file")
+    lav = lava.run(x, record="all", record_states=True)
+    assert set(lav.info["processes"].values()) == {"Conv", "Dense"}
+    assert [k for k, v in lav.info["processes"].items() if v == "Conv"] == ["conv0", "conv1", "conv2"]
+    for p in prog.populations:
+        if p.spiking:
+            assert torch.equal(emu.records[p.name], lav.records[p.name]), f"{p.name}: spikes differ"
+            assert emu.records[p.name].sum() > 0, f"{p.name} never spiked: the comparison would be vacuous"
+        assert torch.equal(emu.states[p.name], lav.states[p.name]), f"{p.name}: membrane potentials differ"
+    assert torch.any(emu.outputs["out"] != 0)
+    assert torch.equal(emu.outputs["out"], lav.outputs["out"])
+    assert emu.counts == lav.counts
 
 
 def test_sparse_layers_through_lava_sparse_match_emulator():
@@ -163,9 +219,9 @@ def test_sparse_layers_through_lava_sparse_match_emulator():
 
     graph = sparse_net(1)
     default = LavaProgram(EmulatorTarget().compile(graph)).lowering().processes()
-    assert default == {"fc": "Dense", "fco": "Dense"}  # 1 920 entries: too small for Sparse to pay off
+    assert _by_synapse(default) == {"fc": "Dense", "fco": "Dense"}  # 1 920 entries: too small for Sparse to pay off
     prog, emu, total, lav = _compare(graph, 1, lava_kw=dict(sparse_min_entries=0))
-    assert lav.info["processes"] == {"fc": "Sparse", "fco": "Dense"}
+    assert _by_synapse(lav.info["processes"]) == {"fc": "Sparse", "fco": "Dense"}
     assert total > 0
 
 
@@ -335,4 +391,4 @@ def test_exact_lowerings_match_lava_fixed_pt(build, compile_kw):
     if prog.populations[0].role == "bias":
         assert lav.info["processes"][f"{prog.populations[1].name}.bias"] in ("Dense", "DelayDense")
     if "cs" in graph.nodes:  # the conv skip needs a delay: a DelayDense matrix, the chain stays Conv
-        assert lav.info["processes"]["cs"] == "DelayDense" and lav.info["processes"]["cb"] == "Conv"
+        assert _by_synapse(lav.info["processes"])["cs"] == "DelayDense" and lav.info["processes"]["cb"] == "Conv"

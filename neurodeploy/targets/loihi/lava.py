@@ -59,6 +59,81 @@ def _lava():
 
 
 # ---------------------------------------------------------------------------------------
+# readback through files: Lava's Var.get sends one element per message (~50 µs each)
+# ---------------------------------------------------------------------------------------
+READBACKS = ("var", "file")
+_RECORDERS: dict = {}
+
+
+def _recorders() -> dict:
+    """Two Lava processes (defined at first use: Lava is imported only here) that keep what
+    they see each step and ``np.save`` it (steps, *shape) to ``path`` at the last step:
+    ``SpikeRecord`` (an InPort, as lava.proc.io.sink.RingBuffer) and ``VarRecord`` (a RefPort
+    read in the post-management phase, as lava.proc.monitor's Monitor does). Their models
+    are given to the run config per instance (``exception_proc_model_map``), so Lava's
+    model search never scans this package. Returns {name: class, (name, tag): model}."""
+    if _RECORDERS:
+        return _RECORDERS
+    from lava.magma.core.decorator import implements, requires
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyRefPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, RefPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    class SpikeRecord(AbstractProcess):
+        def __init__(self, *, shape, steps: int, path: str):
+            super().__init__(shape=shape, steps=steps, path=path)
+            self.a_in = InPort(shape=shape)
+
+    class VarRecord(AbstractProcess):
+        def __init__(self, *, var, steps: int, path: str):
+            super().__init__(shape=var.shape, steps=steps, path=path)
+            self.ref = RefPort(var.shape)
+            self.ref.connect_var(var)
+
+    class _Keep(PyLoihiProcessModel):
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            self.kept = []
+
+        def keep(self, a) -> None:
+            self.kept.append(np.array(a, copy=True))
+            if self.time_step == int(self.proc_params["steps"]):
+                path = str(self.proc_params["path"])
+                np.save(path + ".tmp.npy", np.stack(self.kept))
+                os.replace(path + ".tmp.npy", path)
+
+    models = {}
+    for tag, dtype in (("fixed_pt", np.int32), ("floating_pt", float)):
+        @implements(proc=SpikeRecord, protocol=LoihiProtocol)
+        @requires(CPU)
+        class PySpikeRecord(_Keep):
+            a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, dtype)
+
+            def run_spk(self) -> None:
+                self.keep(self.a_in.recv())
+
+        @implements(proc=VarRecord, protocol=LoihiProtocol)
+        @requires(CPU)
+        class PyVarRecord(_Keep):
+            ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, dtype)
+
+            def post_guard(self) -> bool:
+                return True
+
+            def run_post_mgmt(self) -> None:
+                self.keep(self.ref.read())
+
+        models[("SpikeRecord", tag)], models[("VarRecord", tag)] = PySpikeRecord, PyVarRecord
+    _RECORDERS.update(models)
+    _RECORDERS.update(SpikeRecord=SpikeRecord, VarRecord=VarRecord)
+    return _RECORDERS
+
+
+# ---------------------------------------------------------------------------------------
 # lowering plan: which Lava process for which synapse, and the Lava shape of every node
 # ---------------------------------------------------------------------------------------
 CONV_WRAP = 1 << 23  # PyConvModelFixed wraps its output to 24 bits (utils.signed_clamp)
@@ -227,27 +302,21 @@ def _reorder(w: np.ndarray, p_dst, p_src) -> np.ndarray:
 
 
 def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str, probe_v=(),
-          plan: Lowering | None = None, sink=()):
+          plan: Lowering | None = None, sink=(), record_dir: str | None = None):
     """Build the Lava processes for one sample. ``x_sample[name]``: (n, steps) 0/1 in our
     (CHW) flat order. ``plan``: :func:`lower`'s result (computed with defaults if None).
-    Spikes are read from every spiking population and from the populations in ``sink``.
+    Spikes are read from every spiking population and from the populations in ``sink``,
+    by ``lava.proc.io.sink.RingBuffer`` and ``Monitor`` — or, with ``record_dir``, by the
+    recorders of :func:`_recorders` writing ``<record_dir>/<pop>.s.npy`` / ``.v.npy``.
     Returns (processes dict, sinks, monitors); synapse ``i`` is ``processes[f"syn{i}"]``."""
     L = _lava()
     plan = plan if plan is not None else lower(program, tag)
-    fixed = tag == "fixed_pt"
     procs: dict[str, object] = {}
     for name in program.inputs:
-        data = plan.to_lava(name, x_sample[name].astype(np.int32 if fixed else np.float64), axis=0)
+        data = plan.to_lava(name, x_sample[name].astype(np.int32 if tag == "fixed_pt" else np.float64), axis=0)
         procs[name] = L["Source"](data=np.ascontiguousarray(data.reshape(*plan.shapes[name], steps)))
     for p in program.populations:
-        shape = plan.shapes[p.name]
-        bias = np.asarray(p.bias_mant, np.int32) if fixed else np.asarray(p.bias_f, np.float64)
-        bias = np.ascontiguousarray(plan.to_lava(p.name, bias).reshape(shape))
-        if fixed:
-            kw = dict(du=int(p.du), dv=int(p.dv), vth=int(p.vth), bias_mant=bias, bias_exp=int(p.bias_exp))
-        else:
-            kw = dict(du=float(p.du_f), dv=float(p.dv_f), vth=float(p.vth_f), bias_mant=bias, bias_exp=0)
-        procs[p.name] = L["LIF"](shape=shape, **kw)
+        procs[p.name] = L["LIF"](shape=plan.shapes[p.name], **_lif_kwargs(p, plan, tag))
     for sl in plan.synapses:
         s = program.synapses[sl.index]
         syn = L[sl.process](**sl.kwargs)
@@ -264,34 +333,72 @@ def build(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, ta
     sinks, monitors = {}, {}
     for p in program.populations:
         if p.spiking or p.name in sink:
-            sinks[p.name] = L["Sink"](shape=plan.shapes[p.name], buffer=steps)
+            if record_dir is None:
+                sinks[p.name] = L["Sink"](shape=plan.shapes[p.name], buffer=steps)
+            else:
+                sinks[p.name] = _recorders()["SpikeRecord"](shape=plan.shapes[p.name], steps=steps,
+                                                           path=os.path.join(record_dir, f"{p.name}.s.npy"))
             procs[p.name].s_out.connect(sinks[p.name].a_in)
         if not p.spiking or p.name in probe_v:
-            mon = L["Monitor"]()
-            mon.probe(procs[p.name].v, steps)
-            monitors[p.name] = mon
+            if record_dir is None:
+                monitors[p.name] = L["Monitor"]()
+                monitors[p.name].probe(procs[p.name].v, steps)
+            else:
+                monitors[p.name] = _recorders()["VarRecord"](var=procs[p.name].v, steps=steps,
+                                                            path=os.path.join(record_dir, f"{p.name}.v.npy"))
     return procs, sinks, monitors
 
 
-def _run_inproc(program, x_sample, steps, tag, probe_v, plan=None, sink=()):
-    """Build, run, read and stop (in ``finally``) one sample in this OS process."""
+def _lif_kwargs(p, plan: Lowering, tag: str) -> dict:
+    """The Lava LIF parameters of population ``p`` (bias in Lava's layout)."""
+    fixed = tag == "fixed_pt"
+    bias = np.asarray(p.bias_mant, np.int32) if fixed else np.asarray(p.bias_f, np.float64)
+    bias = np.ascontiguousarray(plan.to_lava(p.name, bias).reshape(plan.shapes[p.name]))
+    if fixed:
+        return dict(du=int(p.du), dv=int(p.dv), vth=int(p.vth), bias_mant=bias, bias_exp=int(p.bias_exp))
+    return dict(du=float(p.du_f), dv=float(p.dv_f), vth=float(p.vth_f), bias_mant=bias, bias_exp=0)
+
+
+def _run_inproc(program, x_sample, steps, tag, probe_v, plan=None, sink=(), readback="var"):
+    """Build, run, read and stop (in ``finally``) one sample in this OS process.
+    ``readback``: "var" (Lava's RingBuffer / Monitor, read with ``Var.get``) or "file" (the
+    recorders of :func:`_recorders`, read from a temporary directory)."""
+    import shutil
+    import tempfile
+
     L = _lava()
     plan = plan if plan is not None else lower(program, tag)
-    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v, plan, sink)
+    rdir = tempfile.mkdtemp(prefix="nd-lava-") if readback == "file" else None
+    procs, sinks, monitors = build(program, x_sample, steps, tag, probe_v, plan, sink, record_dir=rdir)
     anchor = next(iter(procs.values()))
+    cfg = dict(select_tag=tag)
+    if rdir is not None:
+        rec = _recorders()
+        cfg["exception_proc_model_map"] = {r: rec[(type(r).__name__, tag)] for r in [*sinks.values(), *monitors.values()]}
     try:
-        anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag=tag))
-        spk = {k: plan.from_lava(k, np.asarray(s.data.get()).reshape(-1, steps).T).copy() for k, s in sinks.items()}
-        vs = {}
-        for k, m in monitors.items():
-            data = m.get_data()
-            vs[k] = plan.from_lava(k, np.asarray(data[procs[k].name]["v"]).reshape(steps, -1)).copy()
-        return spk, vs
+        anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](**cfg))
+        if rdir is None:
+            spk = {k: np.asarray(s.data.get()).reshape(-1, steps).T for k, s in sinks.items()}
+            vs = {k: np.asarray(m.get_data()[procs[k].name]["v"]).reshape(steps, -1) for k, m in monitors.items()}
+        else:
+            spk = {k: _recorded(rdir, f"{k}.s.npy", steps) for k in sinks}
+            vs = {k: _recorded(rdir, f"{k}.v.npy", steps) for k in monitors}
+        return ({k: plan.from_lava(k, a).copy() for k, a in spk.items()},
+                {k: plan.from_lava(k, a).copy() for k, a in vs.items()})
     finally:
         try:
             anchor.stop()
         except Exception:  # noqa: BLE001 - the runtime may not have started
             pass
+        if rdir is not None:
+            shutil.rmtree(rdir, ignore_errors=True)
+
+
+def _recorded(rdir: str, name: str, steps: int) -> np.ndarray:
+    path = os.path.join(rdir, name)
+    if not os.path.exists(path):
+        raise NeurodeployError(f"lava: the recorder of {name[:-6]} wrote nothing after {steps} steps")
+    return np.load(path).reshape(steps, -1)
 
 
 def _child(conn, fn, args):  # pragma: no cover - runs in a fork
@@ -344,24 +451,29 @@ def default_timeout(steps: int, n_procs: int) -> float:
 
 def run_sample(program: LoihiProgram, x_sample: dict[str, np.ndarray], steps: int, tag: str = "fixed_pt",
                probe_v=(), timeout: float | None = None, isolate: bool = True, plan: Lowering | None = None,
-               sink=()):
+               sink=(), readback: str = "var"):
     """Run one sample in Lava. Returns ``(spikes {pop: (steps, n)}, v {pop: (steps, n)})``
     in our (CHW) flat neuron order, whatever layout the Lava processes had (spikes of the
     spiking populations and of those in ``sink``).
 
     With ``isolate`` (default) it runs through :func:`run_isolated`, bounded by ``timeout``
     seconds (default 60 s + 50 ms per step and process). ``plan``: :func:`lower`'s result
-    (default: ``lower(program, tag)``)."""
+    (default: ``lower(program, tag)``). ``readback``: "var" reads Lava's RingBuffer and
+    Monitor with ``Var.get`` (one message per element, ~50 µs each on a 2-core CPU: most of
+    a large net's run); "file" records the same values with :func:`_recorders` and reads them
+    from files (``test_file_readback_equals_lavas_own_sinks``)."""
+    if readback not in READBACKS:
+        raise InputError(f"readback must be one of {', '.join(READBACKS)}, got {readback!r}")
     _lava()  # fail early, in this process, if lava is missing
     plan = plan if plan is not None else lower(program, tag)
     budget = timeout if timeout is not None else default_timeout(steps, len(program.populations) + len(program.synapses))
+    args = (program, x_sample, steps, tag, tuple(probe_v), plan, tuple(sink), readback)
     if not isolate:
         try:
-            return _run_inproc(program, x_sample, steps, tag, probe_v, plan, tuple(sink))
+            return _run_inproc(*args)
         except Exception as exc:
             raise NeurodeployError(f"lava: running {steps} steps failed: {type(exc).__name__}: {exc}") from exc
-    return run_isolated(_run_inproc, (program, x_sample, steps, tag, tuple(probe_v), plan, tuple(sink)), budget,
-                        f"running {steps} steps")
+    return run_isolated(_run_inproc, args, budget, f"running {steps} steps")
 
 
 class LavaProgram:
@@ -369,7 +481,8 @@ class LavaProgram:
 
     ``conv``, ``sparse_density``, ``sparse_min_entries``: which synapses use Lava's
     ``Conv`` and ``Sparse`` processes (see :func:`lower`); ``lowering()`` says which
-    process each synapse became and why."""
+    process each synapse became and why. ``readback``: how spikes and potentials come back
+    (:func:`run_sample`)."""
 
     target = "lava"
     #: run options beyond the protocol's record / record_states / progress: none
@@ -377,9 +490,12 @@ class LavaProgram:
 
     def __init__(self, program: LoihiProgram, select_tag: str = "fixed_pt", timeout: float | None = None,
                  conv: bool = True, sparse_density: float | None = SPARSE_DENSITY,
-                 sparse_min_entries: int = SPARSE_MIN_ENTRIES):
+                 sparse_min_entries: int = SPARSE_MIN_ENTRIES, readback: str = "var"):
         if select_tag not in TAGS:
             raise InputError(f"select_tag must be one of {', '.join(TAGS)}, got {select_tag!r}")
+        if readback not in READBACKS:
+            raise InputError(f"readback must be one of {', '.join(READBACKS)}, got {readback!r}")
+        self.readback = readback
         self.program = program
         self.select_tag = select_tag
         self.timeout = timeout
@@ -426,7 +542,7 @@ class LavaProgram:
         for b in range(batch):
             xs = {k: v[b].reshape(steps, -1).numpy().T for k, v in inputs.items()}
             samples.append(run_sample(prog, xs, steps, self.select_tag, probe_v, self.timeout,
-                                      plan=self.lowering(), sink=sink))
+                                      plan=self.lowering(), sink=sink, readback=self.readback))
             if progress is not None:
                 progress(b + 1, batch)
         wall = time.perf_counter() - t0
@@ -466,7 +582,8 @@ class LavaProgram:
         from .describe import describe_program
 
         opts = {**self.program.options, "select_tag": self.select_tag, "timeout": self.timeout, "conv": self.conv,
-                "sparse_density": self.sparse_density, "sparse_min_entries": self.sparse_min_entries}
+                "sparse_density": self.sparse_density, "sparse_min_entries": self.sparse_min_entries,
+                "readback": self.readback}
         return describe_program(self.program, self.target, self.run_options, opts,
                                 resources={"processes": self.lowering().processes()})
 
