@@ -55,12 +55,15 @@ def _limits(hardware, delays: bool = False) -> dict:
     return lim
 
 
-def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.ndarray, list]:
+def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Per neuron: matrix synapse bits; the (n, total_src) nonzero mask of its matrix
-    inputs; and per kernel synapse ``(dst, src, per-channel bits, channel size)`` with the
-    (dst, src) pairs of its nonzero taps."""
+    inputs, one column per source neuron (synapses from the same source, e.g. the
+    excitatory and inhibitory parts of a split synapse, share its input axon); per kernel
+    synapse ``(dst, src, per-channel bits, channel size)`` with the (dst, src) pairs of its
+    nonzero taps; and the source population of each group of mask columns."""
     bits = np.zeros(pop.n, np.int64)
-    masks, kernels = [], []
+    by_src: dict[str, np.ndarray] = {}
+    kernels = []
     for s in program.incoming(pop.name):
         if s.is_kernel:
             dst, src, tap, _ = conv_taps(s.conv)
@@ -73,9 +76,9 @@ def _incoming(program: LoihiProgram, pop, lim: dict) -> tuple[np.ndarray, np.nda
         nz = np.asarray(s.weights) != 0
         per = lim["weight_bits"] + (lim["delay_bits"] if s.delays is not None else 0)
         bits += nz.sum(1) * per
-        masks.append(nz)
-    mask = np.concatenate(masks, 1) if masks else np.zeros((pop.n, 0), bool)
-    return bits, mask, kernels
+        by_src[s.src] = by_src[s.src] | nz if s.src in by_src else nz
+    mask = np.concatenate(list(by_src.values()), 1) if by_src else np.zeros((pop.n, 0), bool)
+    return bits, mask, kernels, [(k, v.shape[1]) for k, v in by_src.items()]
 
 
 def _block_stats(bits, mask, kernels, k):
@@ -97,25 +100,44 @@ def _block_stats(bits, mask, kernels, k):
     return b, m
 
 
+def _fanin_error(name: str, one_m: np.ndarray, mask: np.ndarray, groups: list, hardware, lim: dict) -> FitError:
+    """The FitError of a neuron whose input axons exceed a core's: which sources, the
+    constant's provenance, why the fan-in is not split across cores, and what to do."""
+    worst = int(np.argmax(one_m))
+    parts, col = [], 0
+    for src, width in groups:
+        parts.append(f"{int(mask[worst, col:col + width].sum())} from '{src}'")
+        col += width
+    if int(one_m[worst]) > int(mask[worst].sum()):
+        parts.append(f"{int(one_m[worst]) - int(mask[worst].sum())} through conv kernels")
+    c = _profile(hardware)["max_fanin_axons_per_core"]
+    limit = lim["max_fanin_axons_per_core"]
+    return FitError(
+        f"population '{name}': one neuron has {int(one_m[worst])} input axons ({', '.join(parts)}), more than the "
+        f"{limit} a core accepts (max_fanin_axons_per_core of profile '{lim['profile']}', {c.confidence}: {c.source}). "
+        "A neuron's synapses are all stored in its own core and Loihi adds a neuron's dendritic input only within "
+        "that core, so its fan-in cannot be split across cores without relay neurons that send partial sums as "
+        "graded spikes (one more step on that path; this compiler does not build them). To fit: bring the fan-in "
+        f"to ≤ {limit} — pool or stride before this layer (a 2×2 SumPool or one more stride-2 layer divides a "
+        "2-D source's fan-in by 4), prune its weights (only nonzero synapses need an axon), or map with a profile "
+        "whose max_fanin_axons_per_core is larger")
+
+
 def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = None) -> dict:
     lim = _limits(hardware, delays=any(s.delays is not None for s in program.synapses))
     mem_bits = lim["synaptic_memory_per_core"] * 8
     layers, assign = {}, {}
     core = 0
     for pop in program.populations:
-        bits, mask, kernels = _incoming(program, pop, lim)
+        bits, mask, kernels, groups = _incoming(program, pop, lim)
         one_b, one_m = _block_stats(bits, mask, kernels, 1)
         if one_b.max(initial=0) > mem_bits:
             raise FitError(
                 f"population '{pop.name}': one neuron needs {int(one_b.max())} bits of synapses, more than a core's "
                 f"{mem_bits} ({lim['synaptic_memory_per_core']} bytes)"
             )
-        fanin1 = int(one_m.max(initial=0))
-        if fanin1 > lim["max_fanin_axons_per_core"]:
-            raise FitError(
-                f"population '{pop.name}': one neuron has {fanin1} input axons, more than the "
-                f"{lim['max_fanin_axons_per_core']} a core accepts (max_fanin_axons_per_core)"
-            )
+        if int(one_m.max(initial=0)) > lim["max_fanin_axons_per_core"]:
+            raise _fanin_error(pop.name, one_m, mask, groups, hardware, lim)
 
         def ok(k):
             b, m = _block_stats(bits, mask, kernels, k)
