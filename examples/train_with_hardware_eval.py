@@ -94,7 +94,8 @@ def main(argv=None):
     ap.add_argument("-o", "--output", default=str(ROOT / "build" / "snntorch_digits.nir"))
     args = ap.parse_args(argv)
     sp = digits()
-    cb = HardwareEval(every=args.every, targets=["reference", "rram"], hardware=args.hardware, data=sp.val)
+    cb = HardwareEval(every=args.every, targets=["reference", "rram"], hardware=args.hardware, data=sp.val,
+                      calibration=sp.train[0][:128])  # the ADC ranges from training inputs, never the evaluated ones
     model = train(build(), *sp.train, args.epochs, callback=cb, log=_print)
     graph = cb.graph(model)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,25 @@ def test_metrics_follow_the_module_as_it_changes(data):
     assert [e for e, _ in cb.history] == [0, 1]
 
 
+def test_rram_calibrates_on_the_given_split_or_is_refused(data):
+    """The evaluated data never calibrate the ADC ranges: without calibration= the rram
+    target is refused; with it, the metrics are those of a program calibrated on that split."""
+    from neurodeploy.measure.metrics import accuracy
+    from neurodeploy.training import running
+
+    x, y = data
+    xcal = digits().train[0][:64]
+    model = _norse_model()
+    with pytest.raises(InputError, match="target 'rram' calibrates on data.*calibration=x_cal"):
+        HardwareEval(targets=["rram"], hardware="rram_40nm", data=(x, y))(model, 0)
+    cb = HardwareEval(targets=["rram"], hardware="rram_40nm", data=(x, y), calibration=xcal)
+    got = cb(model, 0)["rram"]["accuracy"]
+    prog = nd.compile(cb.graph(model), "rram", hardware="rram_40nm")
+    prog.calibrate(xcal)
+    assert got == accuracy(running.run(prog, cb.graph(model), x).output, y, "spikes")
+    assert prog.describe()["calibration"]["samples"] == 64
+
+
 @pytest.mark.parametrize("kw, needle", [({"every": 0}, "every"), ({"data": None}, "data must be"),
                                         ({"targets": ["nope"]}, "unknown target")])
 def test_bad_arguments(data, kw, needle):

@@ -8,8 +8,9 @@ each target exactly as ``neurodeploy profile`` does
 layer's report (:func:`~neurodeploy.measure.report.target_entry`,
 :func:`~neurodeploy.measure.report.build_report`): the same figures ``neurodeploy profile``
 prints for that model and data. On other epochs it returns None without touching the
-model. A calibrated RRAM program calibrates its ADCs on its own first batch, as
-``neurodeploy profile`` does; pass ``calibration=x_val`` to calibrate on other data.
+model. A program that calibrates on data (RRAM's ADC ranges) is calibrated on
+``calibration=x_cal`` (inputs not in ``data``) and refused without it, as ``neurodeploy
+profile`` refuses to calibrate on the evaluated samples.
 """
 
 from __future__ import annotations
@@ -115,11 +116,17 @@ class HardwareEval:
         self.history.append((epoch, out))
         return out
 
-    def _run(self, t, graph, run_target):
-        if self.calibration is None:
-            return run_target(t, graph, self.x, hardware=self.hardware[t], device=self.device)
+    def _run(self, t, graph, run_target=None):
+        """(program, result) as ``run_target`` compiles and runs it; a program that
+        calibrates on data is calibrated on ``calibration`` first (refused without it: the
+        evaluated data never calibrate the hardware model)."""
         from . import running
 
         program, _ = running.compile_for(t, graph, self.hardware[t], self.device)
-        running.calibrate(program, self.calibration, "HardwareEval calibration data")
+        if (program.describe().get("calibration") or {}).get("needs_data"):
+            if self.calibration is None:
+                raise InputError(f"HardwareEval: target '{t}' calibrates on data (describe()['calibration'], e.g. ADC "
+                                 "ranges): pass calibration=x_cal, inputs that are not in data (e.g. a slice of the "
+                                 "training split)")
+            running.calibrate(program, self.calibration, "HardwareEval calibration data")
         return program, running.run(program, graph, self.x)
