@@ -61,3 +61,29 @@ def test_fanin_beyond_a_cores_input_axons_is_a_fit_error_saying_what_to_do():
     assert f"'lif': one neuron has {n} input axons ({n} from 'in'), more than the {LIMIT}" in msg
     assert "estimated" in msg and "Davies" in msg  # the profile constant's confidence and source
     assert "relay neurons" in msg and "SumPool" in msg and "prune" in msg
+
+
+@pytest.mark.parametrize("bitmap", [True, False])
+def test_conv_input_axons_per_core_are_the_distinct_sources_of_its_block(bitmap, monkeypatch):
+    """A conv layer over many small cores: each core's input axons are the distinct source
+    neurons of its block's taps (checked on the unrolled matrix), by the bitmap and by the
+    sort, the two paths of the count."""
+    import sys
+    from pathlib import Path
+
+    from neurodeploy.hardware.profiles import HardwareProfile
+    from neurodeploy.targets.loihi import mapping
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loihi_nets import conv_stack_net
+
+    monkeypatch.setattr(mapping, "BITMAP_MAX", 1 << 26 if bitmap else 0)
+    d = load_profile("loihi2").to_dict()
+    d["constants"]["neurons_per_core"].update(value=20, si=20)
+    prog = EmulatorTarget().compile(conv_stack_net(1, "pool-conv"))
+    s = next(s for s in prog.synapses if s.is_kernel and s.dst == "lif2")
+    m = map_program(prog, HardwareProfile.from_dict(d))["layers"]["lif2"]
+    k = m["neurons_per_core"]
+    nz = s.dense() != 0
+    per_core = [int(nz[i:i + k].any(0).sum()) for i in range(0, nz.shape[0], k)]
+    assert m["cores"] == len(per_core) > 1 and m["fanin_axons_max"] == max(per_core)

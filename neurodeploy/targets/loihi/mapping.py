@@ -29,6 +29,7 @@ import numpy as np
 from ...errors import FitError
 from .program import LoihiProgram, conv_taps
 
+BITMAP_MAX = 1 << 26  # entries of the blocks × sources bitmap of _distinct_per_block (bytes)
 NEED = ["neurons_per_core", "synaptic_memory_per_core", "max_fanin_axons_per_core", "max_fanout_axons_per_core",
         "cores_per_chip", "weight_bits"]
 
@@ -89,9 +90,7 @@ def _block_stats(bits, mask, kernels, k):
     b = np.pad(bits, (0, pad)).reshape(nb, k).sum(1)
     m = np.pad(mask, ((0, pad), (0, 0))).reshape(nb, k, -1).any(1).sum(1) if mask.shape[1] else np.zeros(nb, np.int64)
     for dst, src, per_ch, n_ch in kernels:
-        blk = dst // k
-        m = m + np.bincount(np.unique(blk * (int(src.max(initial=0)) + 1) + src) // (int(src.max(initial=0)) + 1),
-                            minlength=nb)[:nb]
+        m = m + _distinct_per_block(dst // k, src, nb)
         # the output channels each block holds: a kernel per (block, channel)
         lo, hi = np.arange(nb) * k, np.minimum(np.arange(nb) * k + k, n) - 1
         c_lo, c_hi = lo // n_ch, hi // n_ch
@@ -121,6 +120,18 @@ def _fanin_error(name: str, one_m: np.ndarray, mask: np.ndarray, groups: list, h
         f"to ≤ {limit} — pool or stride before this layer (a 2×2 SumPool or one more stride-2 layer divides a "
         "2-D source's fan-in by 4), prune its weights (only nonzero synapses need an axon), or map with a profile "
         "whose max_fanin_axons_per_core is larger")
+
+
+def _distinct_per_block(blk: np.ndarray, src: np.ndarray, nb: int) -> np.ndarray:
+    """Per block: the distinct ``src`` among its (blk, src) pairs — a bitmap of blocks ×
+    sources when it is small (≤ ``BITMAP_MAX`` entries), else one sort (np.unique)."""
+    n_src = int(src.max(initial=0)) + 1
+    key = blk.astype(np.int64) * n_src + src
+    if nb * n_src <= BITMAP_MAX:
+        seen = np.zeros(nb * n_src, bool)
+        seen[key] = True
+        return seen.reshape(nb, n_src).sum(1)
+    return np.bincount(np.unique(key) // n_src, minlength=nb)[:nb]
 
 
 def map_program(program: LoihiProgram, hardware="loihi2", chips: int | None = None) -> dict:
