@@ -66,7 +66,8 @@ import torch
 
 from ...errors import InputError, UnsupportedError
 from ..base import RunResult, as_inputs, check_options, record_set
-from . import fused
+from ..counting import synapse_counts
+from . import cpu_step, fused
 from .counts import LoihiCounts
 from .program import LoihiProgram, declared_lag, lags  # noqa: F401  (lags: re-exported)
 
@@ -125,12 +126,12 @@ def check_binary(inputs: dict[str, torch.Tensor], ws=None) -> None:
 # plan: per population / synapse constants, bounds and which checks are needed
 # ---------------------------------------------------------------------------------------
 class _Syn:
-    __slots__ = ("idx", "syn", "src", "dst", "e", "delays", "L", "nd", "W", "gd", "act", "fan", "conv")
+    __slots__ = ("idx", "syn", "src", "dst", "e", "delays", "L", "nd", "W", "gd", "act", "fan", "conv", "tot")
 
 
 class _Pop:
-    __slots__ = ("pop", "name", "n", "safe", "ustate", "cu", "cv", "decay_v", "th", "bias", "bias_max",
-                 "wrap", "clip_hi", "clip_lo", "scale", "incoming")
+    __slots__ = ("pop", "name", "n", "safe", "ustate", "cu", "cv", "mu", "mv", "decay_v", "th", "bias", "bias32",
+                 "bias_max", "wrap", "clip_hi", "clip_lo", "f32", "scale", "incoming")
 
 
 def _plan(program: LoihiProgram, dev: str):
@@ -154,13 +155,14 @@ def _plan(program: LoihiProgram, dev: str):
         # safe: |a_in << 6| < 2^23 and |bias| < 2^24, hence |u| < 2^23 after Lava's single
         # wrap, |u| < 2^24 before it and |v| < 2^31 before the clip: no int32 wrap anywhere
         q.safe = (bound << 6) < U_MAX and max(b_pos, b_neg) < (1 << 24)
-        q.cu = (4095 - p.du) / 4096  # exact binary fractions
-        q.cv = (4096 - p.dv) / 4096
+        q.mu, q.mv = 4095 - p.du, 4096 - p.dv
+        q.cu, q.cv = q.mu / 4096, q.mv / 4096  # exact binary fractions
         q.decay_v = p.dv != 0
         q.ustate = (not q.safe) or p.du != 4095  # du = 4095: u is just this step's input
         q.th = float(int(p.vth) << 6)
         q.bias = torch.as_tensor(bias.astype(np.float64), device=dev) if bias.any() else None
         q.bias_max = max(b_pos, b_neg)
+        q.f32 = False
         q.scale = torch.as_tensor(np.asarray(p.scale, np.float64), device=dev)
         if q.safe:
             # u: |u_t| ≤ d·|u_{t−1}| + A  ⇒  |u| ≤ A / (1 − d) = A·4096/(du+1) while nothing wraps
@@ -180,8 +182,14 @@ def _plan(program: LoihiProgram, dev: str):
                 N_ = Fraction(0) if u_neg + b_neg == 0 else None
             q.clip_hi = c * P_ + u_pos + b_pos > V_LIM
             q.clip_lo = N_ is None or c * N_ + u_neg + b_neg > V_LIM
+            # float32 step (cpu_step.py): |v| ≤ V after the reset / clip (≤ th above, ≥ −N or
+            # the clip below), and every partial sum c·|v| + |u| + |bias| ≤ 2^24
+            V = max(th, Fraction(V_LIM) if N_ is None else min(N_, Fraction(V_LIM)))
+            q.f32 = (0 <= q.mu < 4096 and 0 < q.mv <= 4096 and th <= V_LIM
+                     and c * V + max(u_pos, u_neg) + q.bias_max <= F32_EXACT)
         else:
             q.wrap = q.clip_hi = q.clip_lo = True
+        q.bias32 = q.bias.to(torch.float32) if q.bias is not None and q.f32 else None
         q.incoming = []
         P[p.name] = q
     S = []
@@ -190,6 +198,7 @@ def _plan(program: LoihiProgram, dev: str):
         q = _Syn()
         q.idx = len(S)
         q.syn, q.src, q.dst, q.e = s, s.src, s.dst, int(s.weight_exp)
+        q.tot = s.row_bounds()[2] << (q.e + 6 if q.e >= 0 else 6)  # |W| row-sum bound, act units
         q.act = P[s.dst].safe  # safe destination: sends a_in << 6 (act units), else raw a_buff
         scale_exp = q.e + 6 if (q.act and q.e >= 0) else 0  # folded into the weights
         q.gd = torch.float32 if q.act else _syn_dtype(s)  # act: every partial sum < 2^23
@@ -213,7 +222,36 @@ def _plan(program: LoihiProgram, dev: str):
         q.W = torch.as_tensor(W.astype(np.float64) * float(2 ** scale_exp), dtype=q.gd, device=dev)
         P[s.dst].incoming.append(q)
         S.append(q)
+    _merge_same_source(P)
     return P, S
+
+
+def _merge_same_source(P) -> None:
+    """One GEMM (or convolution) per source for the synapses into a fast-path population
+    whose shifts are left shifts folded into the weights (``weight_exp ≥ 0``) and that have
+    no delays: they add up before any rounding, ``Σ_k (W_k s)·2^(e_k+6) = (Σ_k W_k·2^(e_k+6)) s``,
+    every partial sum below the sum of their |W| bounds (< 2^23 on the fast path). An
+    excitatory / inhibitory pair (``weight_sign="split"``) is one matrix again. The program's
+    synapses (``S``, their counts) are unchanged; only what the populations compute from."""
+    for q in P.values():
+        groups: dict = {}
+        for s in q.incoming:
+            if s.act and s.e >= 0 and s.delays is None:
+                geo = None if s.conv is None else (s.conv[0], tuple(sorted(s.conv[1].items())))
+                groups.setdefault((s.src, geo), []).append(s)
+        for ss in groups.values():
+            if len(ss) < 2:
+                continue
+            m = _Syn()
+            m.idx, m.syn, m.src, m.dst, m.e = ("merged", ss[0].idx), None, ss[0].src, q.name, 0
+            m.act, m.gd, m.fan, m.conv, m.delays, m.L, m.nd = True, torch.float32, None, ss[0].conv, None, 1, ss[0].nd
+            m.W = ss[0].W.clone()
+            for s in ss[1:]:
+                m.W += s.W  # integers below 2^23: exact
+            m.tot = sum(s.tot for s in ss)
+            at = q.incoming.index(ss[0])
+            q.incoming = [s for s in q.incoming if s not in ss]
+            q.incoming.insert(at, m)
 
 
 def _conv_args(s):
@@ -468,7 +506,7 @@ def run_program(program: LoihiProgram, x, record=None, record_states: bool = Fal
             check_binary(xs, ws)
         return _run_chunk(*plan[0], plan[1], xs, b1 - b0, steps, want_value, want_state,
                           {n: t[b0:b1] for n, t in value_t.items()}, {n: t[b0:b1] for n, t in state_t.items()},
-                          dev, ws, counter)
+                          dev, ws, counter, binary=check_inputs)
 
     parts = _run_chunks(job, bounds, n_threads, dev, cpu, progress, steps)
     counts, info = _merge(program, counter, parts, batch, steps)
@@ -552,10 +590,28 @@ def _distinct(*dicts) -> None:
             seen.add(id(t))
 
 
+def _rows(a: torch.Tensor) -> torch.Tensor:
+    """The (rows, n) matrix of a (batch, steps, n) tensor's elements, without a copy when it
+    is batch-major or time-major in memory (a column sum does not care which)."""
+    for m in (a, a.transpose(0, 1)):
+        if m.is_contiguous():
+            return m.view(-1, a.shape[-1])
+    return a.reshape(-1, a.shape[-1])
+
+
+def _record(ws, key, batch: int, steps: int, n: int, dtype, dev: str) -> torch.Tensor:
+    """A (batch, steps, n) per-step record: time-major in memory on CPU (``[:, t]`` is one
+    contiguous block, the layout the batched GEMMs read as well), batch-major on CUDA (the
+    fused kernel's layout)."""
+    if dev == "cpu":
+        return ws.get(key, (steps, batch, n), dtype).transpose(0, 1)
+    return ws.get(key, (batch, steps, n), dtype)
+
+
 def _colsum(a: torch.Tensor, ws) -> torch.Tensor:
     """Column sums of 0/1 float32 values over all leading dims, exact: a float32 GEMV with a
     row of ones (every partial sum is an integer ≤ the row count ≤ 2^24), float64 beyond."""
-    a = a.reshape(-1, a.shape[-1])
+    a = _rows(a)
     if a.shape[0] > F32_EXACT or a.dtype != torch.float32:
         return a.sum(0, dtype=torch.float64)
     ones = ws.get(("ones",), (1, a.shape[0]), torch.float32)
@@ -563,14 +619,33 @@ def _colsum(a: torch.Tensor, ws) -> torch.Tensor:
     return torch.mm(ones, a)[0].to(torch.float64)
 
 
-def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out, state_out, dev, ws, counter):
+def _synapse_counts(counter, spk, cnt, binary, batch, steps, ws):
+    """The protocol's synapse counts (:meth:`LoihiCounts.synapses`), taken from the column
+    sums ``cnt`` where a synapse node's input is one feeder's 0/1 spikes (``binary``: the
+    inputs were checked to be 0/1): its nonzero count per element is that column sum, less
+    the last ``d`` steps when the path delays by ``d``; otherwise rebuilt by the counter."""
+    si = counter.synapse_inputs
+    if si is None:
+        return {}
+    out = {}
+    for node, p in si.paths.items():
+        (src, d), = p.feeders if p.direct else ((None, None),)
+        if src is None or not (binary or src not in counter.program.inputs) or d >= steps:
+            return counter.synapses({f: spk[f] for f in counter.feeders}, batch, steps)
+        nz = cnt[src] - _colsum(spk[src][:, steps - d:], ws) if d else cnt[src]
+        out[node] = synapse_counts(si.fan[node].to(nz.device), nz, batch, steps)
+    return out
+
+
+def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out, state_out, dev, ws, counter,
+               binary=True):
     """One chunk of the batch: every block of populations in topological order. Fills
     ``value_out`` / ``state_out`` ((batch, steps, *shape) slices) and returns counts (the
     protocol's synapse counts from the feeders' spikes of this chunk, :mod:`.counts`)."""
     f64 = torch.float64
-    # batch-major (batch, steps, n) float32 0/1 spikes of the inputs and of every population
+    # (batch, steps, n) float32 0/1 spikes of the inputs and of every population
     spk: dict[str, torch.Tensor] = {k: v.reshape(batch, steps, -1) for k, v in X.items()}
-    vals: dict[str, torch.Tensor] = {}  # population → (batch, steps, n) float64 v after reset
+    vals: dict[str, torch.Tensor] = {}  # population → (batch, steps, n) v after reset
     ev = {"u_wrap_events": 0.0, "v_saturation_events": 0.0, "int32_wrap_events": 0.0}
     # spiking outputs / records are written straight into the result tensors
     for name, t in value_out.items():
@@ -592,6 +667,8 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
 
     # populations whose v is needed: non-spiking values, recorded states
     keep = {n for n in want_value if not P[n].pop.spiking} | set(want_state)
+    f32_ok = dev == "cpu" and steps <= F32_EXACT and cpu_step.enabled()
+    cnt: dict[str, torch.Tensor] = {}  # column sums (spikes per element) the float32 step formed
     for block in blocks:
         inside = set(block)
         bp = [P[n] for n in block]
@@ -602,7 +679,7 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
             if parts and steps >= 2:
                 # synapses from outside the block into a safe population: one GEMM over all
                 # steps; float32 while |sum of the parts (+ bias)| ≤ 2^24 is proven
-                A = sum(s.syn.row_bounds()[2] << (s.e + 6 if s.e >= 0 else 6) for s in parts)
+                A = sum(s.tot for s in parts)
                 fold = not q.ustate and q.bias is not None  # the bias joins the input
                 dt_ = torch.float32 if A + (q.bias_max if fold else 0) <= F32_EXACT else f64
                 if len(parts) == 1 and parts[0].delays is None and dt_ == torch.float32:
@@ -622,18 +699,27 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
                     D0 = q.bias
             stepped = [s for s in q.incoming if not (q.safe and s.src not in inside)]
             pre[q.name] = (D0, Dr, stepped)
-        _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws)
+        for q in bp:
+            if q.name not in spk:
+                spk[q.name] = _record(ws, ("spk", q.name), batch, steps, q.n, torch.float32, dev)
+        if f32_ok and all(q.f32 and not pre[q.name][2] and (pre[q.name][1] is None or pre[q.name][1].dtype
+                                                            == torch.float32) for q in bp):
+            for q in bp:
+                if q.name in keep:
+                    vals[q.name] = _record(ws, ("vals32", q.name), batch, steps, q.n, torch.float32, dev)
+            cnt.update(cpu_step.run_block(bp, pre, spk, vals, ev, steps, batch, keep, ws))
+        else:
+            for q in bp:
+                if q.name in keep:
+                    vals[q.name] = _record(ws, ("vals", q.name), batch, steps, q.n, f64, dev)
+            _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws)
     # ---- this chunk's results ------------------------------------------------------------
-    cnt = {k: _colsum(x, ws) for k, x in spk.items()}
-    for name in keep:
-        vals[name].div_(P[name].scale)  # v in NIR units
-    for name, t in value_out.items():
-        if not P[name].pop.spiking:
-            t.view(batch, steps, -1).copy_(vals[name])
-    for name, t in state_out.items():
-        t.view(batch, steps, -1).copy_(vals[name])
+    cnt = {k: cnt[k] if k in cnt else _colsum(x, ws) for k, x in spk.items()}
+    for name, t in [*((n, t) for n, t in value_out.items() if not P[n].pop.spiking), *state_out.items()]:
+        # v in NIR units: v / scale in float64, rounded to float32 once
+        torch.div(vals[name].to(f64), P[name].scale, out=t.view(batch, steps, -1))
     return {
-        "synapse": counter.synapses({f: spk[f] for f in counter.feeders}, batch, steps),
+        "synapse": _synapse_counts(counter, spk, cnt, binary, batch, steps, ws),
         "spikes": {name: int(round(float(c.sum()))) for name, c in cnt.items() if name in P},
         "syn_events": [int(round(float(cnt[s.src] @ s.fan))) for s in S],
         "ev": {k: int(round(v)) for k, v in ev.items()},
@@ -670,11 +756,6 @@ def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
         dst.add_(a)
 
     keep_v = {q.name for q in bp if q.name in keep}
-    for q in bp:
-        if q.name not in spk:
-            spk[q.name] = ws.get(("spk", q.name), (batch, steps, q.n), f32)
-        if q.name in keep_v:
-            vals[q.name] = ws.get(("vals", q.name), (batch, steps, q.n), f64)
     wrap_cnt = {q.name: ws.get(("wrapc", q.name), (batch, q.n), f64, zero=True) for q in bp if q.safe and q.wrap}
     sat_cnt = {q.name: ws.get(("satc", q.name), (batch, q.n), f64, zero=True) for q in bp
                if q.safe and (q.clip_hi or q.clip_lo)}
