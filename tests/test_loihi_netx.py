@@ -293,3 +293,46 @@ def test_conv_file_runs_in_lava_dl_like_our_import(tmp_path):
         want = ours.records[p.name][0].numpy()
         assert got.shape == want.shape and want.sum() > 0, p.name
         np.testing.assert_array_equal(got, want, err_msg=p.name)
+
+
+def _dvs_program():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from nets import dvs_gesture_net
+
+    g = dvs_gesture_net()
+    return g, _compile_zero(g)
+
+
+def test_dvs_sized_net_is_three_conv_layers_and_imports_back(tmp_path):
+    """Issue 11's DVS-gesture-sized CNN as a netx file: three conv layers holding the kernels
+    (16×2×5×5, 32×16×3×3, 64×32×3×3; unrolled, conv0 alone would be 61 504 × 32 768), a
+    flatten and the 11 × 12 544 dense layer; re-imported, it compiles to the same program."""
+    _, prog = _dvs_program()
+    path = export_netx(prog, tmp_path / "dvs.net")
+    layers = [d for d in read_netx(path) if d["type"] != "_dt"]
+    assert [d["type"] for d in layers] == ["input", "conv", "conv", "conv", "flatten", "dense"]
+    assert [d["weight"].shape for d in layers if "weight" in d] == [(16, 2, 5, 5), (32, 16, 3, 3), (64, 32, 3, 3),
+                                                                    (11, 12544)]
+    _same_integers(prog, _compile_zero(load(path)))
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not HAVE_NETX, reason="lava-dl (netx) is not importable")
+def test_dvs_sized_net_runs_in_lava_dl_like_the_emulator(tmp_path):
+    """The DVS-sized netx file in lava-dl's own Network (three Lava Conv blocks): one sample
+    of 7 steps (10 % input spikes), every spiking layer identical to the emulator (12–16 s in
+    Lava with readback='file' on a 2-core CPU)."""
+    from neurodeploy.targets.loihi.netx import run_netx
+
+    g, prog = _dvs_program()
+    path = export_netx(prog, tmp_path / "dvs.net")
+    steps = 7
+    x = spikes(9, 1, steps, g.shapes["in"], p=0.1)
+    emu = prog.run(x, record="all")
+    layers = run_netx(path, x[0].reshape(steps, -1).T, timeout=300, readback="file")
+    assert len(layers) == len(prog.populations)
+    for got, p in zip(layers, prog.populations):
+        if p.spiking:
+            want = emu.records[p.name][0].reshape(steps, -1).numpy()
+            assert want.sum() > 0, p.name
+            np.testing.assert_array_equal(got, want, err_msg=p.name)

@@ -280,41 +280,61 @@ def _from_lava(a: np.ndarray) -> np.ndarray:
     return (a.T if a.ndim == 2 else a.transpose(3, 2, 1, 0)).reshape(a.shape[-1], -1).copy()
 
 
-def _run_netx_inproc(path: str, x: np.ndarray, tag: str):
+def _run_netx_inproc(path: str, x: np.ndarray, tag: str, readback: str = "var"):
+    import shutil
+    import tempfile
+
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
+    from .lava import _recorders
+
     steps = x.shape[1]
     net = Network(net_config=str(path))
     data = _to_lava(x, tuple(net.inp.shape))
     src = Source(data=np.ascontiguousarray(data).astype(np.int32 if tag == "fixed_pt" else np.float64))
     src.s_out.connect(net.inp)
+    rdir = tempfile.mkdtemp(prefix="nd-netx-") if readback == "file" else None
+    cfg: dict = dict(select_tag=tag)
     sinks = []
-    for layer in net.layers:
-        s = Sink(shape=layer.out.shape, buffer=steps)
+    for i, layer in enumerate(net.layers):
+        if rdir is None:
+            s = Sink(shape=layer.out.shape, buffer=steps)
+        else:
+            s = _recorders()["SpikeRecord"](shape=layer.out.shape, steps=steps, path=f"{rdir}/{i}.npy")
         layer.out.connect(s.a_in)
         sinks.append(s)
+    if rdir is not None:
+        cfg["exception_proc_model_map"] = {s: _recorders()[("SpikeRecord", tag)] for s in sinks}
     try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag=tag))
-        return [_from_lava(np.asarray(s.data.get())) for s in sinks]
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(**cfg))
+        if rdir is None:
+            return [_from_lava(np.asarray(s.data.get())) for s in sinks]
+        return [_from_lava(np.moveaxis(np.load(f"{rdir}/{i}.npy"), 0, -1)) for i in range(len(sinks))]
     finally:
         try:
             net.stop()
         except Exception:  # noqa: BLE001
             pass
+        if rdir is not None:
+            shutil.rmtree(rdir, ignore_errors=True)
 
 
-def run_netx(path, x: np.ndarray, tag: str = "fixed_pt", timeout: float | None = None) -> list[np.ndarray]:
+def run_netx(path, x: np.ndarray, tag: str = "fixed_pt", timeout: float | None = None,
+             readback: str = "var") -> list[np.ndarray]:
     """Load ``path`` with lava-dl's own ``lava.lib.dl.netx.hdf5.Network`` and run one sample
     ``x`` (n_in, steps) of 0/1, our flat (C, H, W) order, through Lava. Returns each layer's
     spikes (steps, n) in our flat order. Bounded by a timeout (the simulation runs in its own
-    process group)."""
-    from .lava import _lava, default_timeout, run_isolated
+    process group). ``readback``: "var" (Lava's RingBuffer, read with Var.get) or "file"
+    (:func:`.lava._recorders`, for large layers)."""
+    from .lava import READBACKS, _lava, default_timeout, run_isolated
 
+    if readback not in READBACKS:
+        raise InputError(f"readback must be one of {', '.join(READBACKS)}, got {readback!r}")
     _lava()  # import Lava here, before the fork (its runtime sets the start method once, at import)
     x = np.asarray(x)
     budget = timeout if timeout is not None else default_timeout(x.shape[1], 8)
-    return run_isolated(_run_netx_inproc, (str(path), x, tag), budget, f"running netx network {path}")
+    return run_isolated(_run_netx_inproc, (str(path), x, tag, readback), budget, f"running netx network {path}")
