@@ -190,6 +190,9 @@ def _conv_with(what: str):
     i, s = next((i, s) for i, s in enumerate(prog.synapses) if s.is_kernel)
     if what == "delays":
         prog.synapses[i] = dataclasses.replace(s, delays=np.ones(s.shape, np.int64))
+    elif what == "dense-before":  # the first synapse as a plain matrix: the conv reads a flat netx layer
+        prog = _compile_zero(conv_stack_net(0, "pool-only"))
+        prog.synapses[0] = dataclasses.replace(prog.synapses[0], weights=prog.synapses[0].dense(), conv=None)
     elif what == "recurrent":
         n = prog.pop(s.dst).n
         prog.synapses.append(Synapse(name="rec", src=s.dst, dst=s.dst, weights=np.eye(n, dtype=np.int64) * 2,
@@ -198,14 +201,15 @@ def _conv_with(what: str):
 
 
 @pytest.mark.parametrize("what, why", [("delays", "has delays"), ("recurrent", "recurrent synapse 'rec'"),
-                                       ("wrap", "24 bits")])
+                                       ("wrap", "24 bits"), ("dense-before", r"layer has shape \(48,\)")])
 def test_what_a_netx_conv_layer_cannot_hold_is_refused(what, why, tmp_path, monkeypatch):
     from neurodeploy.targets.loihi import netx
 
     prog = _conv_with(what)
     if what == "wrap":  # a row sum that reaches Lava's Conv's 24-bit wrap (a real one needs ≥ 33 026 taps)
         monkeypatch.setattr(netx, "CONV_WRAP", int(np.abs(prog.synapses[0].weights).sum(axis=(1, 2, 3)).max()))
-    with pytest.raises(UnsupportedError, match=f"conv synapse 'conv' into 'lif1'.*{why}.*never unrolled"):
+    conv = "'pool' into 'lif2'" if what == "dense-before" else "'conv' into 'lif1'"
+    with pytest.raises(UnsupportedError, match=f"conv synapse {conv}.*{why}.*never unrolled"):
         export_netx(prog, tmp_path / "c.net")
     assert not (tmp_path / "c.net").exists()
 
