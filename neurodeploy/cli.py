@@ -22,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Deploy spiking neural networks (NIR) to Loihi 2 and RRAM, and measure them.",
     pretty_exceptions_enable=False,
+    # plain (click) help and usage errors: typer's rich formatter costs ~0.2 s of imports on
+    # every --help, 40 % of the start-up goal (docs/benchmarks.md); no help text uses markup
+    rich_markup_mode=None,
 )
 STATE = {"debug": False, "quiet": False, "strict": False}
 
