@@ -18,7 +18,7 @@ magnitude ≤ 2^24, which float32 holds exactly, and every sum of them is exact:
 * the current wrap: ``k = floor((u + 2^23 − 1)·2^−24) ∈ {−1, 0, 1}``: the sum is exact
   below 2^24 and rounds to ≥ 2^24 exactly when it is ≥ 2^24, so ``k`` is Lava's wrap;
   ``u − k·2^24`` is exact;
-* the spike ``clamp(v − vth·64, 0, 1)`` and the reset ``v − v·s`` as on the float64 path.
+* the spike ``v > vth·64`` (written as 1.0 / 0.0) and the reset ``v − v·s``.
 
 The results are the float64 path's bit for bit (``tests/test_loihi_cpu_step.py`` runs both
 on random programs with wraps, clips, biases and delays; the Lava and numpy-Lava tests run
@@ -123,7 +123,7 @@ def _step(q, s, d, bias, spk_t, vals_t) -> None:
             torch.sub(v, V_LIM, out=tmp)
         s["sc"].add_(tmp.clamp_(0, 1))
         v.clamp_(-V_LIM if q.clip_lo else None, V_LIM if q.clip_hi else None)
-    torch.sub(v, q.th, out=spk_t).clamp_(0, 1)
+    torch.gt(v, q.th, out=spk_t)  # 1.0 / 0.0
     v.addcmul_(v, spk_t, value=-1)
     s["acc"].add_(spk_t)
     if vals_t is not None:
@@ -134,5 +134,7 @@ def _beyond(x: torch.Tensor, lo, hi, lo_incl: bool = False) -> bool:
     """Whether any element is above ``hi`` or below ``lo`` (at or below with ``lo_incl``):
     one reduction, so the wrap / clip and its count run only on a step where one happens
     (elsewhere they change nothing and count 0)."""
-    mn, mx = torch.aminmax(x)
-    return (hi is not None and float(mx) > hi) or (lo is not None and (float(mn) <= lo if lo_incl else float(mn) < lo))
+    if lo is None:
+        return float(x.max()) > hi
+    mn, mx = (x.min(), None) if hi is None else torch.aminmax(x)
+    return (mx is not None and float(mx) > hi) or (float(mn) <= lo if lo_incl else float(mn) < lo)
