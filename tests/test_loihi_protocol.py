@@ -163,6 +163,10 @@ def test_options_are_checked_on_both_targets():
         LavaTarget().compile(g, bogus=1)
     assert set(lava.describe()["run_options"]) == set(COMMON_RUN_OPTIONS)
     assert lava.describe()["compile_options"]["select_tag"] == "fixed_pt"
+    assert lava.describe()["compile_options"]["readback"] == "var"  # a declared option: the CLI passes it on
+    assert LavaTarget().compile(g, readback="file").describe()["compile_options"]["readback"] == "file"
+    with pytest.raises(InputError, match="readback must be one of"):
+        LavaTarget().compile(g, readback="bogus")
 
 
 def test_target_attributes_and_profile_kind():

@@ -97,6 +97,8 @@ class LavaTarget:
         "conv": "lower convolution synapses to Lava's Conv process (default True)",
         "sparse_density": "largest nonzero fraction of a matrix lowered to Sparse (default 0.1; 0/None: never)",
         "sparse_min_entries": "smallest matrix (entries) lowered to Sparse (default 2^20)",
+        "readback": "var (default: Lava's RingBuffer / Monitor read with Var.get, one message per element) | file "
+                    "(recorder processes saved at the last step: for large nets)",
     }
     hardware_kinds: tuple[str, ...] = ("loihi",)
     default_hardware = "loihi2"
