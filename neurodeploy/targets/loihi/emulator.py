@@ -662,15 +662,26 @@ def _run_chunk(P, S, blocks, X, batch, steps, want_value, want_state, value_out,
 
     def sent_all(s):
         """What synapse ``s`` (into a safe population) sends at steps 1..steps−1, in act
-        units: its source's spikes at steps 0..steps−2 through one batched GEMM, written
-        time-major, (steps−1, batch, width)."""
-        r = ws.get(("mm", s.idx), (steps - 1, batch, s.nd if s.conv is not None else s.W.shape[1]), s.gd)
+        units: its source's spikes at steps 0..steps−2 through one batched GEMM, as a
+        (steps−1, batch, width) tensor (time-major; on CPU a view of a batch-major GEMM
+        output when the source is batch-major in memory)."""
+        width = s.nd if s.conv is not None else s.W.shape[1]
+        src = spk[s.src]
         if s.conv is not None:  # batch-major convolution, written time-major
-            x = spk[s.src][:, : steps - 1].reshape(batch * (steps - 1), -1)
+            r = ws.get(("mm", s.idx), (steps - 1, batch, width), s.gd)
+            x = src[:, : steps - 1].reshape(batch * (steps - 1), -1)
             r.copy_(_apply(s, x).view(batch, steps - 1, -1).transpose(0, 1))
-        else:
-            src = spk[s.src].transpose(0, 1)[: steps - 1]
-            torch.bmm(src.to(s.gd), s.W.expand(steps - 1, -1, -1), out=r)
+        elif dev != "cpu":  # CUDA: time-major, contiguous per step (the fused kernel's input)
+            r = ws.get(("mm", s.idx), (steps - 1, batch, width), s.gd)
+            torch.bmm(src.transpose(0, 1)[: steps - 1].to(s.gd), s.W.expand(steps - 1, -1, -1), out=r)
+        elif src.transpose(0, 1).is_contiguous():  # a time-major record: one plain GEMM
+            r = ws.get(("mm", s.idx), (steps - 1, batch, width), s.gd)
+            rows = src.transpose(0, 1)[: steps - 1].reshape((steps - 1) * batch, src.shape[-1])
+            torch.mm(rows.to(s.gd), s.W, out=r.view((steps - 1) * batch, width))
+        else:  # batch-major (an input, a result tensor): every step in one plain GEMM
+            rb = ws.get(("mm", s.idx), (batch, steps, width), s.gd)
+            torch.mm(src.reshape(batch * steps, src.shape[-1]).to(s.gd), s.W, out=rb.view(batch * steps, width))
+            r = rb.transpose(0, 1)[: steps - 1]
         return _shift_act(r, s.e)
 
     # populations whose v is needed: non-spiking values, recorded states
