@@ -92,6 +92,8 @@ class AudioDigits:
     test: EventSet
     speakers: list  # one dict per speaker: accent, variant, speed, pitch, split
     config: AudioConfig
+    train_speakers: np.ndarray | None = None  # speaker index of each training sample
+    test_speakers: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------------ speakers
@@ -267,7 +269,8 @@ def load_audio_digits(path=None, words: str = "all") -> AudioDigits:
     keep = label != 10 if words == "digits" else np.ones(len(label), bool)
     is_test = np.asarray([spk[s]["split"] == "test" for s in arrays["speaker"]])
     tr, te = np.flatnonzero(keep & ~is_test), np.flatnonzero(keep & is_test)
-    return AudioDigits(_event_set(arrays, tr, cfg), _event_set(arrays, te, cfg), spk, cfg)
+    sp = arrays["speaker"].astype(np.int64)
+    return AudioDigits(_event_set(arrays, tr, cfg), _event_set(arrays, te, cfg), spk, cfg, sp[tr], sp[te])
 
 
 def to_audio_tensor(data: EventSet, n_bins: int = 129, binary: bool = False, clip: float | None = None) -> torch.Tensor:

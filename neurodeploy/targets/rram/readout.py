@@ -9,15 +9,42 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...errors import InputError
 
-def spike_features(spikes: torch.Tensor, bins: int = 1) -> np.ndarray:
-    """Spike counts per neuron in ``bins`` equal time windows: (B, bins·N) float32."""
-    s = torch.as_tensor(spikes, dtype=torch.float32)
+
+#: readout feature kinds (:func:`window_features`)
+FEATURE_KINDS = ("counts", "trace")
+
+
+def window_features(signal, bins: int = 1, kind: str = "counts", tau: float | None = None) -> np.ndarray:
+    """Readout features of a signal (B, T, ...) in ``bins`` equal time windows, (B, bins·N)
+    float32: ``counts`` — the sum of the signal in each window (spike counts);
+    ``trace`` — the signal low-pass filtered, ``r_t = exp(−1/tau) r_{t−1} + s_t`` (``tau``
+    in steps), sampled at the last step of each window (what a leaky synapse of a digital
+    readout holds there)."""
+    s = torch.as_tensor(signal, dtype=torch.float32)
     b, t = s.shape[:2]
     s = s.reshape(b, t, -1)
     edges = np.linspace(0, t, bins + 1).round().astype(int)
-    parts = [s[:, edges[i]:edges[i + 1]].sum(1) for i in range(bins)]
+    if kind == "counts":
+        return torch.cat([s[:, edges[i]:edges[i + 1]].sum(1) for i in range(bins)], 1).numpy()
+    if kind != "trace":
+        raise InputError(f"readout features: kind must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
+    if tau is None or not tau > 0:
+        raise InputError(f"readout features: kind 'trace' needs a time constant tau > 0 (steps), got {tau!r}")
+    a = float(np.exp(-1.0 / tau))
+    r, parts = torch.zeros(b, s.shape[2]), []
+    for i in range(bins):  # per window: decay the carried trace, add the window's decayed inputs
+        lo, hi = edges[i], edges[i + 1]
+        w = torch.as_tensor(a ** np.arange(hi - lo - 1, -1, -1), dtype=torch.float32)
+        r = r * a ** (hi - lo) + torch.einsum("btn,t->bn", s[:, lo:hi], w)
+        parts.append(r)
     return torch.cat(parts, 1).numpy()
+
+
+def spike_features(spikes: torch.Tensor, bins: int = 1) -> np.ndarray:
+    """Spike counts per neuron in ``bins`` equal time windows: (B, bins·N) float32."""
+    return window_features(spikes, bins, "counts")
 
 
 class _Linear(torch.nn.Module):
@@ -127,6 +154,31 @@ class RidgeReadout(Readout):
         w = self._solve(xs, y1h - ym, alpha)
         self.module = _Linear(mean, std, w.T, ym)
         return self
+
+
+def ridge_cv_scores(features, labels, folds, alphas, n_classes: int | None = None) -> np.ndarray:
+    """Held-out accuracy of a :class:`RidgeReadout` for each λ of ``alphas``, over the folds
+    ``folds`` (an int per sample: fold ``k`` is held out once, trained on the others, each
+    fold standardized on its training part). One eigendecomposition per fold serves every
+    λ. Returns (len(alphas),) fractions of all samples classified right when held out."""
+    x, y, folds = np.asarray(features, np.float64), np.asarray(labels, np.int64), np.asarray(folds)
+    k = int(n_classes or y.max() + 1)
+    right = np.zeros(len(alphas))
+    for f in np.unique(folds):
+        va, tr = folds == f, folds != f
+        mean, std = _standardize(x[tr])
+        xt, xv = (x[tr] - mean) / std, (x[va] - mean) / std
+        y1h = np.eye(k)[y[tr]]
+        ym = y1h.mean(0)
+        if xt.shape[1] > xt.shape[0]:  # dual: W = Xᵀ U (Λ + λ)⁻¹ Uᵀ Y, XXᵀ = U Λ Uᵀ
+            ev, u = np.linalg.eigh(xt @ xt.T)
+            proj, rhs = xv @ xt.T @ u, u.T @ (y1h - ym)
+        else:  # primal: W = V (Λ + λ)⁻¹ Vᵀ Xᵀ Y, XᵀX = V Λ Vᵀ
+            ev, u = np.linalg.eigh(xt.T @ xt)
+            proj, rhs = xv @ u, u.T @ xt.T @ (y1h - ym)
+        for i, a in enumerate(alphas):
+            right[i] += int(((proj @ (rhs / (ev + a)[:, None]) + ym).argmax(1) == y[va]).sum())
+    return right / len(y)
 
 
 class MLPReadout(Readout):

@@ -27,7 +27,7 @@ import torch
 from ...errors import InputError
 from . import device as dev
 from .device import DeviceConfig
-from .readout import spike_features
+from .readout import window_features
 
 #: above this many synapses (N·(N + n_inputs)) a dense reservoir is refused: use fan_in
 MAX_DENSE_SYNAPSES = 2 ** 28
@@ -256,18 +256,21 @@ class Reservoir:
         return torch.cat(outs), counts
 
     def features(self, x, bins: int = 1, target="reference", mode="formed", config=None, seed=None, batch_size=512,
-                 device="cpu", kernel=None, program=None, read_seed=None, max_batch_elements: int = 2 ** 26):
-        """Spike-count features (:func:`spike_features`, (B, bins·N) float32) of inputs ``x``
-        without keeping the spike trains: batches of at most ``batch_size`` samples and
-        ``max_batch_elements`` spikes (B·T·N), so large reservoirs fit in memory. Returns
-        ``(features, counts, spike_rate)``; arguments as :meth:`run`."""
+                 device="cpu", kernel=None, program=None, read_seed=None, max_batch_elements: int = 2 ** 26,
+                 kind: str = "counts", tau: float | None = None):
+        """Readout features (:func:`.readout.window_features` of the spikes: ``kind`` "counts"
+        per window, or "trace" — spikes low-pass filtered with ``tau`` steps, sampled at each
+        window's end; (B, bins·N) float32) of inputs ``x`` without keeping the spike trains:
+        batches of at most ``batch_size`` samples and ``max_batch_elements`` spikes (B·T·N),
+        so large reservoirs fit in memory. Returns ``(features, counts, spike_rate)``;
+        arguments as :meth:`run`."""
         x = torch.as_tensor(x, dtype=torch.float32)
         steps = x.shape[1] if x.ndim > 1 else 1
         bs = max(1, min(int(batch_size), max_batch_elements // max(1, steps * self.config.n_neurons)))
         feats, counts = [], {}
         total = 0.0
         for out in self._batches(x, target, mode, config, seed, bs, device, kernel, program, read_seed, counts):
-            feats.append(spike_features(out.cpu(), bins))
+            feats.append(window_features(out.cpu(), bins, kind, tau))
             total += float(out.sum(dtype=torch.float64))
         n = x.shape[0] * steps * self.config.n_neurons
         return np.concatenate(feats), counts, (total / n if n else 0.0)
