@@ -111,3 +111,22 @@ def test_zero_shot_unseen_classes_well_above_chance_on_software_and_rram():
     # the heads never saw the unseen classes: their training labels are the seen ones only
     assert set(zs.seen_training(data, zs.PAPER_SPLIT[0]).image[1]) <= set(zs.PAPER_SPLIT[0])
     assert torch.is_tensor(zs.seen_training(data, zs.PAPER_SPLIT[0]).audio[0])
+
+
+def test_reservoir_features_do_not_depend_on_the_thread_count():
+    """reservoir_features runs the reservoirs with zs.THREADS torch threads (speed): the
+    spikes, hence the features and every zero-shot number, are those of any other count."""
+    from neurodeploy.targets.rram.device import DeviceConfig
+    from neurodeploy.targets.rram.lsm import audio_digit_inputs
+
+    xtr, ytr, xte, yte = audio_digit_inputs(words="digits", n_train=24, n_test=8)
+    x = (xtr[:, 20:60], ytr, xte[:, 20:60], yte)  # 40 steps of speech
+    res = zs.reservoirs(0)["audio"]
+    cfg = DeviceConfig.from_profile()
+    before = torch.get_num_threads()
+    for variant in ("software", "rram"):
+        one = zs.reservoir_features(res, x, variant, 1, 4, cfg, calibration_samples=16, threads=1)
+        two = zs.reservoir_features(res, x, variant, 1, 4, cfg, calibration_samples=16, threads=2)
+        assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1]), variant
+        assert one[0].sum() > 0
+    assert torch.get_num_threads() == before  # restored

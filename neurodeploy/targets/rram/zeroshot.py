@@ -19,6 +19,7 @@ through the device model, ADCs calibrated on training data) reservoirs over devi
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +157,26 @@ def evaluate_heads(ha, hb, fa, ya, fb, yb, seen, unseen) -> dict:
 
 
 # ------------------------------------------------------------------------------------ experiment
+#: torch intra-op threads while a reservoir runs (:func:`reservoir_features`): its work is
+#: many small (batch × 200) operations per step, where more threads mostly synchronise — and
+#: stall when the cores are shared (docs/lsm.md). The spikes do not depend on it (each
+#: output of a product is summed by one thread); the heads' training does, so it keeps
+#: torch's setting. None: torch's setting throughout.
+THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (None: leave as is), then restore."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class ZeroShotData:
     """Binned inputs of both modalities (labels 0–9)."""
@@ -195,17 +216,19 @@ def reservoirs(seed: int = 0, device_config=None):
 
 
 def reservoir_features(res, data, variant: str, device_seed: int = 0, bins: int = 1, rram_config=None,
-                       calibration_samples: int = 128, device: str = "cpu"):
+                       calibration_samples: int = 128, device: str = "cpu", threads: int | None = THREADS):
     """(train features, test features, program) of one reservoir: ``variant`` "software"
-    (reference) or "rram" (formed conductances; ADCs calibrated on training samples)."""
+    (reference) or "rram" (formed conductances; ADCs calibrated on training samples);
+    ``threads``: torch threads meanwhile (:data:`THREADS`)."""
     xtr, _, xte, _ = data
     kw = dict(target="reference") if variant == "software" else dict(target="rram", mode="formed", config=rram_config,
                                                                       seed=device_seed)
-    prog = res.compile(**kw, kernel="dense", device=device)
-    if getattr(prog, "needs_calibration", False):
-        prog.calibrate(torch.as_tensor(xtr[:calibration_samples], dtype=torch.float32), data="training samples")
-    ftr, _, _ = res.features(xtr, bins, program=prog)
-    fte, _, _ = res.features(xte, bins, program=prog)
+    with torch_threads(threads):
+        prog = res.compile(**kw, kernel="dense", device=device)
+        if getattr(prog, "needs_calibration", False):
+            prog.calibrate(torch.as_tensor(xtr[:calibration_samples], dtype=torch.float32), data="training samples")
+        ftr, _, _ = res.features(xtr, bins, program=prog)
+        fte, _, _ = res.features(xte, bins, program=prog)
     return ftr, fte, prog
 
 
@@ -238,11 +261,12 @@ class ZeroShotResult:
 
 def run_zeroshot(data: ZeroShotData, split=PAPER_SPLIT, variants=("software", "rram"), device_seeds=(0, 1, 2),
                  reservoir_seed: int = 0, rram_config=None, dim: int = 32, epochs: int = 300, bins: dict | None = None,
-                 progress=None, device: str = "cpu") -> ZeroShotResult:
+                 progress=None, device: str = "cpu", threads: int | None = THREADS) -> ZeroShotResult:
     """Zero-shot retrieval for each variant; software runs once (it has no device seed),
     RRAM once per device seed. The heads' training seed is fixed (0), so the RRAM spread
     is the device's. ``bins``: spike-count windows per modality (default
-    :data:`.lsm.PAPER_BINS`: image 1, audio 4)."""
+    :data:`.lsm.PAPER_BINS`: image 1, audio 4). ``threads``: torch threads of the
+    reservoir runs (:data:`THREADS`)."""
     from .lsm import PAPER_BINS
 
     seen, unseen = split
@@ -253,19 +277,24 @@ def run_zeroshot(data: ZeroShotData, split=PAPER_SPLIT, variants=("software", "r
     out = ZeroShotResult(split=(tuple(seen), tuple(unseen)))
     jobs = [(v, s) for v in variants for s in ((0,) if v == "software" else tuple(device_seeds))]
     for i, (v, s) in enumerate(jobs):
-        f = {m: reservoir_features(res[m], getattr(data, m), v, s, bins[m], rram_config, device=device)
-             for m in ("image", "audio")}
-        (ia_tr, ia_te, pa), (au_tr, au_te, pb) = f["image"], f["audio"]
-        ha, hb = train_heads(ia_tr, data.image[1], au_tr, data.audio[1], seen, dim=dim, epochs=epochs)
-        out.runs.setdefault(v, []).append(evaluate_heads(ha, hb, ia_te, data.image[3], au_te, data.audio[3], seen, unseen))
-        if v not in out.heads:
-            out.heads[v] = (ha, hb)
-            out.embeddings[v] = (ha.embed(ia_te), hb.embed(au_te))
-            out.programs[v] = (pa, pb)
-            out.features[v] = (ia_te, au_te)
+        _zeroshot_job(out, res, data, v, s, seen, unseen, bins, rram_config, dim, epochs, device, threads)
         if progress is not None:
             progress(i + 1, len(jobs))
     return out
+
+
+def _zeroshot_job(out, res, data, v, s, seen, unseen, bins, rram_config, dim, epochs, device, threads):
+    """One variant × device seed of :func:`run_zeroshot`: features, heads, retrieval."""
+    f = {m: reservoir_features(res[m], getattr(data, m), v, s, bins[m], rram_config, device=device, threads=threads)
+         for m in ("image", "audio")}
+    (ia_tr, ia_te, pa), (au_tr, au_te, pb) = f["image"], f["audio"]
+    ha, hb = train_heads(ia_tr, data.image[1], au_tr, data.audio[1], seen, dim=dim, epochs=epochs)
+    out.runs.setdefault(v, []).append(evaluate_heads(ha, hb, ia_te, data.image[3], au_te, data.audio[3], seen, unseen))
+    if v not in out.heads:
+        out.heads[v] = (ha, hb)
+        out.embeddings[v] = (ha.embed(ia_te), hb.embed(au_te))
+        out.programs[v] = (pa, pb)
+        out.features[v] = (ia_te, au_te)
 
 
 def check_onnx(head: ProjectionHead, path, features) -> float:
@@ -281,7 +310,7 @@ def check_onnx(head: ProjectionHead, path, features) -> float:
 # ------------------------------------------------------------------------------------ CLI body
 def experiment(out_dir, *, quick: bool = False, split=PAPER_SPLIT, device_seeds=(0, 1, 2), hardware: str = "rram_40nm",
                reservoir_seed: int = 0, dim: int = 32, epochs: int = 300, energy_samples: int = 32,
-               progress=None, device: str = "cpu") -> dict:
+               progress=None, device: str = "cpu", threads: int | None = THREADS) -> dict:
     """What ``neurodeploy lsm zeroshot`` writes into ``out_dir`` (an existing empty
     directory): ``zeroshot.json`` (accuracies per run, summary, RRAM gap, energy, ONNX
     check), ``report.html``, and the four heads as ONNX (``{image,audio}_head_{variant}.onnx``)."""
@@ -297,7 +326,7 @@ def experiment(out_dir, *, quick: bool = False, split=PAPER_SPLIT, device_seeds=
     dcfg = DeviceConfig.from_profile(prof)
     data = load_data(quick=quick, seed=reservoir_seed)
     res = run_zeroshot(data, split, device_seeds=device_seeds, reservoir_seed=reservoir_seed, rram_config=dcfg,
-                       dim=dim, epochs=epochs, progress=progress, device=device)
+                       dim=dim, epochs=epochs, progress=progress, device=device, threads=threads)
     summary = res.summary()
     out = Path(out_dir)
     onnx = {}
@@ -309,10 +338,11 @@ def experiment(out_dir, *, quick: bool = False, split=PAPER_SPLIT, device_seeds=
             except ImportError as exc:  # onnxruntime is the optional 'onnx' extra
                 onnx[p.name] = {"skipped": f"onnxruntime not installed ({exc})"}
     energy = {}
-    for k, m in enumerate(("image", "audio")):
-        prog = res.programs["rram"][k]
-        x = getattr(data, m)[2][:energy_samples]
-        energy[m] = lsm_energy.compare(prog, x, prof, head=(res.features["rram"][k].shape[1], dim))
+    with torch_threads(threads):
+        for k, m in enumerate(("image", "audio")):
+            prog = res.programs["rram"][k]
+            x = getattr(data, m)[2][:energy_samples]
+            energy[m] = lsm_energy.compare(prog, x, prof, head=(res.features["rram"][k].shape[1], dim))
     meta = {"quick": quick, "split": [list(split[0]), list(split[1])], "device_seeds": list(device_seeds),
             "hardware": prof.name, "reservoir_seed": reservoir_seed, "dim": dim, "epochs": epochs,
             "samples": {m: [len(getattr(data, m)[1]), len(getattr(data, m)[3])] for m in ("image", "audio")}}
