@@ -45,7 +45,7 @@ def test_every_run_on_every_profile(runs, net, target, profile):
             with pytest.raises(NeurodeployError) as info:
                 estimate(r, prof, desc, graph=g)
             msg = str(info.value)
-            assert "\n" not in msg and f"hardware kind '{prof.kind}'" in msg and f"profile {profile}" in msg, msg
+            assert "\n" not in msg and f"'{prof.kind}'" in msg and profile in msg, msg  # names the kind and profile
         return
     if prof.kind == "rram" and target != "rram":
         with pytest.raises(UnsupportedError) as info:
