@@ -1,6 +1,6 @@
 """The emulator's CPU step in float32: populations whose every value is a proven integer
-of magnitude ≤ 2^24, stepped with ~20 cheap torch calls instead of the float64 path's
-widening copies and ``trunc``.
+of magnitude ≤ 2^24, stepped with ~12 torch calls per step instead of the float64 path's
+widening copies and ``trunc_`` (the slowest call of that path on CPU).
 
 Which populations (``_Pop.f32``, decided in :func:`.emulator._plan` from the proven
 bounds): on the fast path (no int32 channel can wrap), every input through the batched
@@ -10,19 +10,20 @@ on ``|v|`` after the reset/clip, ``U`` on ``|u|`` (``2^23`` where the current ca
 magnitude ≤ 2^24, which float32 holds exactly, and every sum of them is exact:
 
 * the decay ``trunc(x·m/4096)`` (Lava's ``sign(x)·(|x·m| >> 12)``, ``m = 4095−du`` or
-  ``4096−dv``) needs up to 35 bits as one product, so it is split (:func:`decay`):
-  ``x = 4096·h + r`` with ``h = trunc(x/4096)`` (a power-of-two scale, then a truncating
-  float → int32 conversion), ``|r| < 4096`` with the sign of ``x``; ``m·h`` (< 2^24) and
-  ``r·m/4096`` (``|r·m| < 2^24``) are exact, have the sign of ``x``, so
-  ``trunc(x·m/4096) = m·h + trunc(r·m/4096)``;
+  ``4096−dv``) needs up to 36 bits as a product: it is formed in float64 (exact) and
+  truncated by the float64 → int32 conversion, which rounds toward zero (:func:`decay`;
+  u and v are stacked, so one set of calls decays both);
 * the current wrap: ``k = floor((u + 2^23 − 1)·2^−24) ∈ {−1, 0, 1}``: the sum is exact
   below 2^24 and rounds to ≥ 2^24 exactly when it is ≥ 2^24, so ``k`` is Lava's wrap;
   ``u − k·2^24`` is exact;
-* the spike ``v > vth·64`` (written as 1.0 / 0.0) and the reset ``v − v·s``.
+* the spike ``v > vth·64`` (written as 1.0 / 0.0) and the reset ``v − v·s``;
+* the wrap and the clip, with their event counts, run only on a step where a min/max of
+  the population says one happens (elsewhere they change nothing and count 0).
 
 The results are the float64 path's bit for bit (``tests/test_loihi_cpu_step.py`` runs both
-on random programs with wraps, clips, biases and delays; the Lava and numpy-Lava tests run
-this path wherever it applies). ``NEURODEPLOY_CPU_F32=0`` runs the float64 path instead.
+on random programs with wraps, clips, biases and delays, and the decay against Lava's shift
+over the whole 24-bit range; the Lava and numpy-Lava tests run this path wherever it
+applies). ``NEURODEPLOY_CPU_F32=0`` runs the float64 path instead.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def run_block(bp, pre, spk, vals, ev, steps, batch, keep, ws) -> dict[str, torch
 
 def _state(q, batch: int, ws) -> dict:
     """Zeroed float32 state of population ``q`` and its scratch: ``uv`` holds u and v
-    stacked (one set of decay calls for both), ``c`` their decay factors."""
+    stacked, ``dec`` the arguments of the one :func:`decay` call that decays both."""
     f32, shape, k = torch.float32, (batch, q.n), 2 if q.ustate else 1
     uv = ws.get(("uv32", q.name), (k, *shape), f32, zero=True)
     p = ws.get(("p64", q.name), (k, *shape), torch.float64)
