@@ -124,3 +124,21 @@ def test_measurement_never_names_a_target_or_probes_a_program():
             found += [f"{f.name}: {m.group(0)}" for m in re.finditer(pat, text)]
         found += [f"{f.name}:{line}: {v!r}" for line, v in _string_literals(f) if isinstance(v, str) and v in REGISTRY]
     assert found == []
+
+
+def test_check_finite_names_the_first_bad_element_and_accepts_a_sum_that_overflows():
+    """One-pass check: a finite input whose float32 sum overflows is still accepted (the
+    element-wise check decides), a NaN/Inf is named by sample and step."""
+    import torch
+
+    from neurodeploy.errors import InputError
+    from neurodeploy.targets.base import check_finite
+
+    big = torch.full((2, 3, 4), 3e38)
+    assert not torch.isfinite(big.sum())
+    check_finite("x", big)  # every element finite: accepted
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        x = torch.zeros(2, 3, 4)
+        x[1, 2, 0] = bad
+        with pytest.raises(InputError, match=r"input 'x' contains NaN or Inf \(first at sample 1, step 2\)"):
+            check_finite("x", x)

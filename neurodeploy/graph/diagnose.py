@@ -88,9 +88,9 @@ def _input_bounds(graph, name, x):
         x = x.get(name)
     if x is None:
         return np.zeros(shape), np.ones(shape)
-    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
+    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)  # no float64 copy of the input
     a = a.reshape(-1, *shape)
-    return a.min(0), a.max(0)
+    return a.min(0).astype(np.float64), a.max(0).astype(np.float64)
 
 
 def _linear_bounds(node, lo, hi):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import InputError
 from ..options import key_values
@@ -214,6 +215,8 @@ def _calibration_file(path: Path, spec: str) -> np.ndarray:
     """The array ``x`` of a ``--calibration`` .npz file (one-line errors naming the file)."""
     import zipfile
 
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in getattr(f, "files", ()):
@@ -226,6 +229,8 @@ def _calibration_file(path: Path, spec: str) -> np.ndarray:
 def calibration_split(input_path, x, y, spec: Optional[str], on_eval: bool):
     """(x, y, Calibration): ``--calibration FILE|N`` (a .npz with x, or N held-out samples),
     else the input file's training split (``x_train``) where it has one."""
+    import numpy as np
+
     from .calibration import split
 
     train = None

@@ -193,8 +193,12 @@ def as_inputs(x, input_names: Sequence[str], input_shapes: Mapping[str, tuple], 
 
 
 def check_finite(name: str, t: torch.Tensor) -> None:
-    """InputError at the first NaN or ±Inf of input ``name`` (sample, step)."""
-    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+    """InputError at the first NaN or ±Inf of input ``name`` (sample, step). One pass: a
+    finite sum means every element is finite (NaN/Inf make it non-finite; only then, or
+    when a finite input's sum overflows, is every element checked)."""
+    if not t.is_floating_point() or not t.numel() or bool(torch.isfinite(t.sum())):
+        return
+    if not bool(torch.isfinite(t).all()):
         b, s = (int(i) for i in torch.nonzero(~torch.isfinite(t))[0][:2])
         raise InputError(f"input '{name}' contains NaN or Inf (first at sample {b}, step {s}): "
                          f"inputs must be finite")
