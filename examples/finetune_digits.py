@@ -94,11 +94,25 @@ def plot(curve: dict, path: Path) -> None:
         ax.errorbar(s, m, yerr=e, marker="o", capsize=3, label=label, color=c, ls="--" if "before" in label else "-")
     ax.set_xlabel("programming noise σ (fraction of the window)")
     ax.set_ylabel("test accuracy on rram (%)")
-    ax.set_title("digits SNNs on rram_40nm_worstcase, device seeds 0-2")
+    ax.set_title("rram_40nm_worstcase, device seeds 0-2", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def merge(paths: list[Path], out: Path, plot_path: Path) -> None:
+    """The rows and robustness curves of several runs in one results.json and one plot."""
+    rows, curve = [], {}
+    for p in paths:
+        r = json.loads(p.read_text())
+        rows += r["rows"]
+        curve.update(r.get("robustness", {}))
+    out.mkdir(parents=True, exist_ok=True)
+    if curve:
+        plot(curve, plot_path)
+    (out / "results.json").write_text(json.dumps({"rows": rows, "robustness": curve, "merged_from": [str(p) for p in paths]}, indent=1))
+    print(f"wrote {out / 'results.json'}" + (f" and {plot_path}" if curve else ""))
 
 
 def main(argv=None):
@@ -111,8 +125,12 @@ def main(argv=None):
     ap.add_argument("--rows", default=",".join(ROWS), help="model:target-or-profile pairs to tune (default: all)")
     ap.add_argument("--out", default=str(ROOT / "build" / "finetune"))
     ap.add_argument("--plot", default=str(ROOT / "docs" / "finetune_robustness.png"))
+    ap.add_argument("--merge", nargs="+", metavar="RESULTS.json",
+                    help="only merge the results.json of runs made with different --rows (in parallel) into OUT/results.json and the plot")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.merge:
+        return merge([Path(p) for p in args.merge], out, Path(args.plot))
     out.mkdir(parents=True, exist_ok=True)
     sp = digits()
     shipped = nd.load(MODEL)
