@@ -167,6 +167,29 @@ def test_compare_bad_target_name(tiny_files, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_compare_hardware_that_prices_no_target_is_refused_before_work(tiny_files, tmp_path, capsys):
+    """A bare --hardware PROFILE applies to the targets of its kind; one that applies to none
+    (an rram profile for reference + loihi2-emu, the digital baseline for any) was silently
+    ignored (the reference priced on its default): now one error line, nothing written."""
+    model, data, _ = tiny_files
+    for prof, why in (("rram_40nm", "applies to none of the targets"), ("digital_45nm", "applies to none")):
+        out = tmp_path / prof
+        rc = main(["compare", str(model), "--targets", "loihi2-emu", "--hardware", prof, "--input", str(data),
+                   "-o", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("error: --hardware " + prof) and why in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
+    out = tmp_path / "named"
+    rc = main(["compare", str(model), "--targets", "loihi2-emu", "--hardware", "reference=digital_45nm",
+               "--input", str(data), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "digital baseline: it prices no target's runs" in err and not out.exists(), err
+    rc = main(["profile", str(model), "--target", "reference", "--hardware", "digital_45nm", "--input", str(data),
+               "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "digital baseline" in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
+
+
 @pytest.mark.slow
 @pytest.mark.lava
 def test_compare_cli_lava(tiny_files, tmp_path, capsys):

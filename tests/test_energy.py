@@ -230,7 +230,7 @@ def test_unknown_kind_rejected(rng):
     g, r = _tiny(rng)
     prof = load_profile("loihi2")
     fake = type(prof)(name="x", kind="gpu", description="", constants=dict(prof.constants), path=prof.path)
-    with pytest.raises(InputError):
+    with pytest.raises(UnsupportedError, match="no energy model for hardware kind 'gpu' \\(profile x\\)"):
         estimate_energy(r, fake, graph=g)
 
 

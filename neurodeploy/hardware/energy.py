@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedError
 from .inputs import CROSSBAR_KINDS, check_description, checked_counts, cite, lacking, section, synapse_nodes
 from .latency import estimate_latency
 
@@ -152,7 +152,7 @@ def estimate_energy(result, profile, description: dict | None = None, graph=None
     elif profile.kind == "rram":
         _rram_terms(profile, counts, result, description, T, assumptions)
     else:
-        raise InputError(f"no energy model for hardware kind {profile.kind!r} (profile {profile.name})")
+        raise UnsupportedError(f"no energy model for hardware kind {profile.kind!r} (profile {profile.name})")
     if latency is None:
         latency = estimate_latency(result, profile, description, graph)
     static = _static_term(profile, latency, T, description)

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedError
 from .inputs import check_description, cite, checked_counts, lacking, positive_int, samples_steps, section, synapse_nodes
 
 __all__ = ["estimate_latency", "barrier_time", "cores_from_mapping", "layers_of", "cite"]
@@ -229,4 +229,4 @@ def estimate_latency(result, profile, description: dict | None = None, graph=Non
         return loihi_latency(result, profile, description, graph)
     if profile.kind == "rram":
         return rram_latency(result, profile, description, graph)
-    raise InputError(f"no latency model for hardware kind {profile.kind!r} (profile {profile.name})")
+    raise UnsupportedError(f"no latency model for hardware kind {profile.kind!r} (profile {profile.name})")

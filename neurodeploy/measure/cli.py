@@ -357,10 +357,14 @@ def register(app: typer.Typer) -> None:
         if "*" in hw:
             from ..hardware import load_profile
 
-            prof = load_profile(hw.pop("*"))
-            for t in [REFERENCE, *names]:
-                if applies(get_target(t), prof):
-                    hw.setdefault(t, prof)
+            spec = hw.pop("*")
+            prof = load_profile(spec)
+            fits = [t for t in [REFERENCE, *names] if applies(get_target(t), prof)]
+            if not fits:
+                raise InputError(f"--hardware {spec}: a {prof.kind} profile applies to none of the targets "
+                                 f"({', '.join([REFERENCE, *names])}); name the target (--hardware TARGET=PROFILE)")
+            for t in fits:
+                hw.setdefault(t, prof)
         x, y = _cli.read_input_npz(input)
         graph, _ = _cli.load_model(model, dt, reset)
         quiet = _cli.STATE["quiet"] or as_json

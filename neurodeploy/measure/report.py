@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedError
 from ..targets.base import REFERENCE
 from .compare import agreement
 from .format import fmt_si  # noqa: F401  (re-exported: the CLI, testing and sweeps format with it)
@@ -67,11 +67,15 @@ def load_hardware(tgt, hardware):
     HardwareProfile), else the target's ``default_hardware``; checked against the kinds the
     target compiles for (a target with none, like the reference, is priced on any)."""
     from ..hardware import load_profile
+    from ..hardware.profiles import PRICED_KINDS
 
     if hardware is None:
         profile = load_profile(tgt.default_hardware) if tgt.default_hardware else None
     else:
         profile = load_profile(hardware) if isinstance(hardware, (str, Path)) else hardware
+    if profile is not None and profile.kind not in PRICED_KINDS:
+        raise UnsupportedError(f"hardware profile '{profile.name}' is a {profile.kind} baseline: it prices no "
+                               f"target's runs (use a {' or '.join(PRICED_KINDS)} profile; docs/profiles.md)")
     if profile is not None and tgt.hardware_kinds and profile.kind not in tgt.hardware_kinds:
         raise InputError(f"hardware profile '{profile.name}' is a {profile.kind} profile; target '{tgt.name}' needs a "
                          f"{' or '.join(tgt.hardware_kinds)} profile")
