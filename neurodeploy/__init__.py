@@ -54,9 +54,10 @@ def convert(onnx_path, calibration, steps: int = 32, **options):
     return _convert(onnx_path, calibration, steps, **options)
 
 
-def finetune(graph, target: str, hardware=None, data="digits", epochs: int = 5, seeds=64, **options):
+def finetune(graph, target: str, hardware=None, data="digits", **options):
     """Fine-tune a Graph for ``target``'s effects (Loihi fixed point, RRAM device model);
-    returns the tuned Graph (see :func:`neurodeploy.training.tune.finetune` and docs/finetune.md)."""
+    returns the tuned Graph (options and their defaults: :func:`neurodeploy.training.tune.finetune`,
+    docs/finetune.md)."""
     from .training.tune import finetune as _finetune
 
-    return _finetune(graph, target, hardware, data, epochs, seeds, **options)
+    return _finetune(graph, target, hardware, data, **options)

@@ -289,11 +289,23 @@ class RayBackend:
 
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}} if address is None else None
             try:
-                ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                         log_to_driver=False, runtime_env=env)
+                self._init(address, workers, env)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise InputError(f"--address {address!r}: cannot join the Ray cluster ({str(exc).splitlines()[0]})") from None
         self.remote = ray.remote(num_cpus=1, max_retries=0)(call)
+
+    def _init(self, address, workers, env, attempts: int = 2):
+        """ray.init; a local instance whose raylet misses Ray's fixed 30 s start-up wait (a
+        loaded machine) is shut down and started once more."""
+        for attempt in range(attempts):
+            try:
+                self.ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                              log_to_driver=False, runtime_env=env)
+                return
+            except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for this one
+                if address is not None or "timed out during startup" not in str(exc) or attempt + 1 == attempts:
+                    raise
+                self.ray.shutdown()
 
     def submit(self, *args):
         return self.remote.remote(*args)
@@ -354,10 +366,12 @@ def run_sweep(evaluate, params: dict[str, list], seeds: int = 1, *, out, context
     try:
         pending = {be.submit(fn, t.params, t.seed, context): (t, 1) for t in todo}
         while pending:
-            for h, res in be.wait(pending):
+            interrupted = None
+            for h, res in be.wait(pending):  # a batch comes back in any order: keep every finished task first
                 t, attempt = pending.pop(h)
                 if res["status"] == "interrupted":
-                    raise KeyboardInterrupt(f"evaluation of {t.key} was interrupted")
+                    interrupted = interrupted or t
+                    continue
                 if res["status"] == "error" and attempt <= retries:
                     pending[be.submit(fn, t.params, t.seed, context)] = (t, attempt + 1)
                     continue
@@ -365,6 +379,8 @@ def run_sweep(evaluate, params: dict[str, list], seeds: int = 1, *, out, context
                 n_done += 1
                 if progress:
                     progress(n_done, len(tasks))
+            if interrupted is not None:
+                raise KeyboardInterrupt(f"evaluation of {interrupted.key} was interrupted")
     except BaseException:
         be.close(abort=True)
         raise

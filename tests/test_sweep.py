@@ -105,6 +105,33 @@ def test_interrupted_sweep_resumes_without_redoing_finished_tasks(tmp_path):
     assert [p["metrics"]["value"]["values"] for p in done["points"]] == [[_value({"p": p}, s) for s in (0, 1)] for p in params["p"]]
 
 
+def test_an_interrupt_keeps_the_tasks_finished_in_the_same_batch(tmp_path, monkeypatch):
+    """A backend's wait() returns a batch in any order: an interrupted task at its head must
+    not lose the results that finished beside it (they are saved, then the interrupt raised)."""
+    import neurodeploy.sweep as sw
+
+    class Batch:  # every submitted task comes back in one batch, the first one interrupted
+        def __init__(self):
+            self.args = []
+
+        def submit(self, fn, params, seed, context):
+            self.args.append((params, seed))
+            return len(self.args) - 1
+
+        def wait(self, handles):
+            return [(h, {"status": "interrupted"} if h == 0 else {"status": "ok", "metrics": {"value": 1.0}})
+                    for h in sorted(handles)]
+
+        def close(self, abort=False):
+            pass
+
+    monkeypatch.setattr(sw, "make_backend", lambda *a: Batch())
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        sw.run_sweep(logged_eval, {"p": [0, 1, 2]}, 1, out=tmp_path / "out", context={})
+    saved = [json.loads(ln)["key"] for ln in (tmp_path / "out" / sw.RESULTS).read_text().splitlines()]
+    assert len(saved) == 2 and len(set(saved)) == 2
+
+
 def test_failing_point_is_retried_once_then_reported(tmp_path):
     from neurodeploy.sweep import run_sweep
 
