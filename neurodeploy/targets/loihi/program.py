@@ -179,9 +179,6 @@ class LoihiProgram:
     def incoming(self, pop: str) -> list[Synapse]:
         return [s for s in self.synapses if s.dst == pop]
 
-        return run_program(self, x, record=record, record_states=record_states, progress=progress,
-                           device=device, **kw)
-
     # --- persistence ------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta: dict[str, Any] = {
