@@ -340,3 +340,22 @@ def test_dvs_sized_net_runs_in_lava_dl_like_the_emulator(tmp_path):
             want = emu.records[p.name][0].reshape(steps, -1).numpy()
             assert want.sum() > 0, p.name
             np.testing.assert_array_equal(got, want, err_msg=p.name)
+
+
+def test_split_weight_signs_are_refused_naming_the_lowering_that_netx_holds(tmp_path):
+    """The default lowering (weight_sign 'split') stores a mixed-sign matrix as two synapses;
+    netx has one matrix per layer, so export names the parts and the netx-compatible options
+    (it used to say the layer was 'fed twice', which hid why)."""
+    from neurodeploy.graph import load as gload
+
+    g = gload(Path(__file__).parents[1] / "examples" / "models" / "digits_snn.nir")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        split = EmulatorTarget().compile(g)
+        mixed = EmulatorTarget().compile(g, weight_sign="mixed")
+    assert any(s.name.endswith(":exc") for s in split.synapses)
+    with pytest.raises(UnsupportedError, match=r"0:exc, 0:inh hold a mixed-sign matrix.*weight_exp='zero'"):
+        export_netx(split, tmp_path / "a.net")
+    assert not (tmp_path / "a.net").exists()
+    assert all(s.weight_exp == 0 for s in mixed.synapses)  # the digits SNN's weights need no exponent
+    assert read_netx(export_netx(mixed, tmp_path / "b.net"))[0]["type"] == "input"  # one matrix: netx holds it

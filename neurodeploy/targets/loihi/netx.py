@@ -110,6 +110,12 @@ def _synapses(program: LoihiProgram, p: Population, prev: str) -> tuple[Synapse,
     syns = program.incoming(p.name)
     fwd = [s for s in syns if s.src == prev]
     rec = [s for s in syns if s.src == p.name]
+    split = [s.name for s in syns if s.name.endswith((":exc", ":inh"))]
+    if split:
+        raise UnsupportedError(
+            f"netx: synapse(s) {', '.join(split)} hold a mixed-sign matrix as excitatory + inhibitory parts "
+            "(weight_sign 'split', the default with weight_exp 'auto'); a netx layer holds one matrix: compile with "
+            "weight_exp='zero' (--weight-exp zero, the netx-compatible lowering) or weight_sign='mixed'")
     if len(fwd) != 1 or len(rec) > 1 or len(fwd) + len(rec) != len(syns):
         srcs = ", ".join(sorted({s.src for s in syns}))
         raise UnsupportedError(
