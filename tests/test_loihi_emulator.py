@@ -394,6 +394,16 @@ def _flat(t):
     return t.reshape(*t.shape[:2], -1)
 
 
+def _assert_lava_integers(prog, r, ref_v, ref_s=None):
+    """Every population's potentials (and, with ``ref_s``, spikes) of run ``r`` equal the
+    numpy transcription of Lava's integers."""
+    for p in prog.populations:
+        v_int = (_flat(r.states[p.name]).double() * torch.as_tensor(p.scale)).round().long().numpy()
+        assert np.array_equal(v_int, ref_v[p.name]), p.name
+        if ref_s is not None and p.spiking:
+            assert np.array_equal(_flat(r.records[p.name]).numpy().astype(np.int64), ref_s[p.name]), p.name
+
+
 CONV_VARIANTS = ["pool-conv", "strided", "pool-only", "odd-pool", "conv1d"]
 
 
@@ -413,11 +423,7 @@ def test_conv_kernels_match_numpy_lava(variant):
     x = spikes(7, 2, 12, g.shapes["in"], p=0.4)
     ref_s, ref_v, _ = _lava_numpy(prog, x)
     r = prog.run(x, record="all", record_states=True)
-    for p in prog.populations:
-        v_int = (_flat(r.states[p.name]).double() * torch.as_tensor(p.scale)).round().long().numpy()
-        assert np.array_equal(v_int, ref_v[p.name]), p.name
-        if p.spiking:
-            assert np.array_equal(_flat(r.records[p.name]).numpy().astype(np.int64), ref_s[p.name]), p.name
+    _assert_lava_integers(prog, r, ref_v, ref_s)
     assert sum(int(ref_s[p.name].sum()) for p in prog.populations if p.spiking) > 0
 
 
@@ -436,9 +442,7 @@ def test_conv_kernel_on_the_checked_path():
     x = spikes(8, 2, 10, g.shapes["in"], p=0.5)
     ref_s, ref_v, _ = _lava_numpy(prog, x)
     r = prog.run(x, record="all", record_states=True)
-    for p in prog.populations:
-        v_int = (_flat(r.states[p.name]).double() * torch.as_tensor(p.scale)).round().long().numpy()
-        assert np.array_equal(v_int, ref_v[p.name]), p.name
+    _assert_lava_integers(prog, r, ref_v)
     assert r.info["v_saturation_events"] + r.info["u_wrap_events"] > 0  # the checks were exercised
 
 

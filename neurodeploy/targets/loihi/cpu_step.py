@@ -36,6 +36,20 @@ U_MAX = 1 << 23
 V_LIM = (1 << 23) - 1
 
 
+def clip_counted(v: torch.Tensor, tmp: torch.Tensor, count: torch.Tensor, lo: bool, hi: bool) -> None:
+    """Lava's ±(2^23 − 1) clip of ``v`` in place on the sides that can happen (``lo``, ``hi``),
+    adding 1 per clipped neuron to ``count``: v is an integer, so clamp(|v| − V_LIM, 0, 1) is
+    1 exactly for a clipped neuron. ``tmp``: scratch of ``v``'s shape. Shared by both paths."""
+    if hi and lo:
+        torch.abs(v, out=tmp).sub_(V_LIM)
+    elif lo:
+        torch.neg(v, out=tmp).sub_(V_LIM)
+    else:
+        torch.sub(v, V_LIM, out=tmp)
+    count.add_(tmp.clamp_(0, 1))
+    v.clamp_(-V_LIM if lo else None, V_LIM if hi else None)
+
+
 def enabled() -> bool:
     """Whether eligible CPU blocks take this path (``NEURODEPLOY_CPU_F32=0``: never)."""
     return os.environ.get("NEURODEPLOY_CPU_F32", "1") != "0"
@@ -116,14 +130,7 @@ def _step(q, s, d, bias, spk_t, vals_t) -> None:
     if bias is not None:
         v.add_(bias)
     if (q.clip_hi or q.clip_lo) and _beyond(v, -V_LIM if q.clip_lo else None, V_LIM if q.clip_hi else None):
-        if q.clip_hi and q.clip_lo:
-            torch.abs(v, out=tmp).sub_(V_LIM)
-        elif q.clip_lo:
-            torch.neg(v, out=tmp).sub_(V_LIM)
-        else:
-            torch.sub(v, V_LIM, out=tmp)
-        s["sc"].add_(tmp.clamp_(0, 1))
-        v.clamp_(-V_LIM if q.clip_lo else None, V_LIM if q.clip_hi else None)
+        clip_counted(v, tmp, s["sc"], q.clip_lo, q.clip_hi)
     torch.gt(v, q.th, out=spk_t)  # 1.0 / 0.0
     v.addcmul_(v, spk_t, value=-1)
     s["acc"].add_(spk_t)

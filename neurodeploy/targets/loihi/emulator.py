@@ -79,8 +79,7 @@ from . import cpu_step, fused
 from .counts import LoihiCounts
 from .program import LoihiProgram, declared_lag, lags  # noqa: F401  (lags: re-exported)
 
-U_MAX = 1 << 23
-V_LIM = (1 << 23) - 1
+U_MAX, V_LIM = cpu_step.U_MAX, cpu_step.V_LIM  # Lava's 24-bit u wrap and v clip
 F32_EXACT = 1 << 24  # every integer of magnitude ≤ 2^24 is a float32
 
 
@@ -829,18 +828,8 @@ def _run_block(bp, pre, spk, vals, ev, steps, batch, dev, keep, ws):
                         add(vv, buf[id(s)][(t + 1) % 2] if s.delays is None else buf[id(s)][t % s.L], name)
                 if q.bias is not None and D0 is None:
                     vv.add_(q.bias)
-                if q.clip_hi or q.clip_lo:
-                    # events: v > 2^23 − 1 or v < −(2^23 − 1); integers, so clamp(|v| − V_LIM, 0, 1)
-                    # is 1 exactly for a clipped neuron (one side only when the other is proven)
-                    c = tmp[name]
-                    if q.clip_hi and q.clip_lo:
-                        torch.abs(vv, out=c).sub_(V_LIM)
-                    elif q.clip_lo:
-                        torch.neg(vv, out=c).sub_(V_LIM)
-                    else:
-                        torch.sub(vv, V_LIM, out=c)
-                    sat_cnt[name].add_(c.clamp_(0, 1))
-                    vv.clamp_(-V_LIM if q.clip_lo else None, V_LIM if q.clip_hi else None)
+                if q.clip_hi or q.clip_lo:  # events: v beyond ±(2^23 − 1), one side when the other is proven
+                    cpu_step.clip_counted(vv, tmp[name], sat_cnt[name], q.clip_lo, q.clip_hi)
             else:
                 # fully checked path: Lava's int32 arithmetic, every wrap reproduced and counted
                 a_in = zeros(q.n)
